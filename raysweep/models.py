@@ -1,0 +1,570 @@
+"""The four model families of the sweep, built so that work shared between values of k is done once.
+
+- ``kmeans``: :class:`sklearn.cluster.KMeans`, k-means++ init, one init (``n_init=1``, what scikit-learn's
+  default ``n_init="auto"`` means for k-means++).
+- ``gmm``: :class:`sklearn.mixture.GaussianMixture` (see :func:`gmm_labels` for the covariance and init choices).
+- ``agglomerative``: ward linkage. ONE tree per sample (:func:`ward_tree`) is cut at every k
+  (:func:`ward_labels`) instead of one fit per k. Above ``AGGLOMERATIVE_MAX_N`` rows the tree is built on a
+  capped prefix and every other row joins the nearest centroid of the cut (:func:`agglomerative_method`).
+- ``birch``: ONE CF-tree per sample with a threshold adapted to the data (:func:`birch_threshold`,
+  :func:`birch_cf_tree`); per k only the global step runs (:func:`birch_labels`).
+
+Everything here is plain NumPy/scikit-learn/SciPy: no Ray. Heavy functions take ``n_threads`` to cap BLAS and
+OpenMP threads (threadpoolctl) when the caller asks; None leaves the process's limits alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.cluster.hierarchy import ward as scipy_ward
+from sklearn.cluster import Birch, KMeans
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.mixture import GaussianMixture
+
+MODEL_NAMES = ("kmeans", "birch", "agglomerative", "gmm")
+
+# Ward needs the condensed distance matrix, n(n-1)/2 float64, plus SciPy's working copy of it: at 20,000 rows
+# that is 2 x 1.6 GB = 3.2 GB peak (and ~20 s), the most one trial may take on a 24 GB, 2-core machine that
+# also holds Ray, the feature matrix and a second trial. 1M rows would need ~8 TB.
+AGGLOMERATIVE_MAX_N = 20_000
+
+# The CF-tree should have low thousands of subclusters: the global step (ward on subcluster centres) is then
+# O(T^2) = a few hundred MB at most and each cut is instant, while T >> k_max = 100 keeps Birch's resolution.
+BIRCH_TARGET_SUBCLUSTERS = 2_000
+BIRCH_MAX_SUBCLUSTERS = 5_000
+
+
+def _check_X(X, name="X"):
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"{name} must be a non-empty 2-D array of shape (n_samples, n_features), got {X.shape}")
+    return X
+
+
+def _check_k(k, n):
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > n:
+        raise ValueError(f"k={k} is larger than the number of rows ({n})")
+
+
+def _thread_limit(n_threads):
+    """Cap BLAS and OpenMP threads when asked (Ray sets OMP_NUM_THREADS, not every BLAS honours it)."""
+    if n_threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(n_threads))
+
+
+@contextlib.contextmanager
+def _recorded_warnings(info):
+    """Record warnings (ConvergenceWarning, ...) as strings in ``info["warnings"]`` instead of printing them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    info.setdefault("warnings", []).extend(
+        f"{w.category.__name__}: {w.message}" for w in caught
+    )
+
+
+# --------------------------------------------------------------------------------------------- kmeans, gmm
+
+
+def _kmeans(X, k, seed):
+    return KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed)
+
+
+def kmeans_labels(X, k, seed, n_threads=None):
+    """KMeans labels for one k.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    k : int
+    seed : int
+    n_threads : int, default=None
+        Cap on BLAS/OpenMP threads; None leaves them alone.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int
+    info : dict
+        ``n_iter``, ``converged``, ``inertia``, ``warnings`` (list of str).
+    """
+    X = _check_X(X)
+    _check_k(k, X.shape[0])
+    info = {}
+    estimator = _kmeans(X, k, seed)
+    with _thread_limit(n_threads), _recorded_warnings(info):
+        labels = estimator.fit_predict(X)
+    info.update(n_iter=int(estimator.n_iter_), converged=bool(estimator.n_iter_ < estimator.max_iter),
+                inertia=float(estimator.inertia_))
+    return labels, info
+
+
+# Full covariance is the study's model (scikit-learn's default) and the audio features are correlated, so a
+# diagonal model would be a different model; d is small (13), so full costs O(n*k*d^2) per EM step. The init is
+# k-means++ seeding (no KMeans fit: scikit-learn's default "kmeans" init runs a whole KMeans first, ~doubling the
+# cost at large k), one init, reg_covar 1e-6 (default) against singular components, at most 100 EM steps.
+GMM_PARAMS = {"covariance_type": "full", "init_params": "k-means++", "n_init": 1, "max_iter": 100,
+              "reg_covar": 1e-6}
+
+
+def _gmm(k, seed):
+    return GaussianMixture(n_components=k, random_state=seed, **GMM_PARAMS)
+
+
+def gmm_labels(X, k, seed, n_threads=None):
+    """GaussianMixture labels for one k (``GMM_PARAMS``).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    k : int
+    seed : int
+    n_threads : int, default=None
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int
+        May hold fewer than k distinct values (empty components).
+    info : dict
+        ``n_iter``, ``converged``, ``lower_bound``, ``warnings`` (list of str).
+    """
+    X = _check_X(X)
+    _check_k(k, X.shape[0])
+    info = {}
+    estimator = _gmm(k, seed)
+    with _thread_limit(n_threads), _recorded_warnings(info):
+        labels = estimator.fit_predict(X)
+    info.update(n_iter=int(estimator.n_iter_), converged=bool(estimator.converged_),
+                lower_bound=float(estimator.lower_bound_))
+    return labels, info
+
+
+# --------------------------------------------------------------------------------------------- ward
+
+
+@dataclass
+class WardTree:
+    """One ward tree over the first ``n_leaves`` rows of a sample, cut at any k by :func:`ward_labels`.
+
+    Attributes
+    ----------
+    linkage : ndarray of shape (n_leaves - 1, 4), SciPy linkage matrix
+    leaf_order : ndarray of shape (n_leaves,), the leaves in dendrogram order (every subtree is contiguous)
+    node_start : ndarray of shape (2 * n_leaves - 1,), each node's first position in ``leaf_order``
+    parent_step : ndarray of shape (2 * n_leaves - 1,), the merge step that absorbs each node (n - 1 for the root)
+    n_leaves : int
+    n_rows : int, rows of the sample the tree was asked for (> n_leaves when capped)
+    build_seconds : float
+    """
+
+    linkage: np.ndarray
+    leaf_order: np.ndarray
+    node_start: np.ndarray
+    parent_step: np.ndarray
+    n_leaves: int
+    n_rows: int
+    build_seconds: float = 0.0
+
+    @property
+    def capped(self) -> bool:
+        return self.n_leaves < self.n_rows
+
+
+def agglomerative_method(n, max_n=AGGLOMERATIVE_MAX_N):
+    """How agglomerative clustering runs on n rows, as recorded in the results.
+
+    Returns
+    -------
+    method : dict
+        ``linkage``, ``n_rows``, ``tree_rows``, ``max_n``, ``capped`` and a one-sentence ``description``.
+    """
+    capped = n > max_n
+    tree_rows = min(n, max_n)
+    if capped:
+        description = (f"ward tree on the first {tree_rows:,} rows of the sample (a uniform random subset: the sample "
+                       f"is a prefix of a seeded permutation), cut at k; the other {n - tree_rows:,} rows join the "
+                       "nearest centroid of the cut (the ward distance matrix of all rows would need "
+                       f"{n * (n - 1) / 2 * 8 / 2**30:,.0f} GiB)")
+    else:
+        description = f"exact ward tree on all {n:,} rows, cut at k (equal to AgglomerativeClustering(n_clusters=k))"
+    return {"linkage": "ward", "n_rows": int(n), "tree_rows": int(tree_rows), "max_n": int(max_n),
+            "capped": bool(capped), "description": description}
+
+
+def _tree_layout(linkage, n):
+    """Dendrogram leaf order, each node's start in it, and the merge step absorbing each node (one O(n) pass)."""
+    children = linkage[:, :2].astype(np.intp)
+    sizes = np.concatenate((np.ones(n, dtype=np.intp), linkage[:, 3].astype(np.intp)))
+    parent_step = np.full(2 * n - 1, n - 1, dtype=np.intp)
+    parent_step[children[:, 0]] = np.arange(n - 1)
+    parent_step[children[:, 1]] = np.arange(n - 1)
+    node_start = np.zeros(2 * n - 1, dtype=np.intp)
+    # Top-down from the root: the left child starts where its parent starts, the right child after the left.
+    left, right = children[:, 0].tolist(), children[:, 1].tolist()
+    start = node_start.tolist()
+    size = sizes.tolist()
+    for step in range(n - 2, -1, -1):
+        s = start[n + step]
+        start[left[step]] = s
+        start[right[step]] = s + size[left[step]]
+    node_start[:] = start
+    leaf_order = np.empty(n, dtype=np.intp)
+    leaf_order[node_start[:n]] = np.arange(n)
+    return leaf_order, node_start, parent_step
+
+
+def ward_tree(X, max_n=AGGLOMERATIVE_MAX_N, n_threads=None):
+    """Build ONE ward tree for a sample, on its first ``max_n`` rows at most.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The sample, in random order (a prefix of a seeded permutation) so that its prefix is a uniform subset.
+    max_n : int, default=AGGLOMERATIVE_MAX_N
+    n_threads : int, default=None
+
+    Returns
+    -------
+    tree : WardTree
+    """
+    X = _check_X(X)
+    if X.shape[0] < 2:
+        raise ValueError("ward_tree needs at least 2 rows")
+    n = min(X.shape[0], int(max_n))
+    start = time.perf_counter()
+    with _thread_limit(n_threads):
+        # SciPy's nearest-neighbour-chain ward (what sklearn.cluster.ward_tree calls without connectivity).
+        linkage = scipy_ward(np.asarray(X[:n], dtype=np.float64))
+    leaf_order, node_start, parent_step = _tree_layout(linkage, n)
+    return WardTree(linkage, leaf_order, node_start, parent_step, n, X.shape[0], time.perf_counter() - start)
+
+
+def _cut(tree, k):
+    """Labels 0..k-1 of the tree's leaves after its first n - k merges (sklearn's _hc_cut, by merge order)."""
+    n = tree.n_leaves
+    _check_k(k, n)
+    kept = n - k  # merges applied
+    nodes = np.arange(n + kept)
+    roots = nodes[tree.parent_step[: n + kept] >= kept]
+    sizes = np.ones(roots.shape[0], dtype=np.intp)
+    internal = roots >= n
+    sizes[internal] = tree.linkage[roots[internal] - n, 3].astype(np.intp)
+    order = np.argsort(tree.node_start[roots])
+    labels = np.empty(n, dtype=np.intp)
+    labels[tree.leaf_order] = np.repeat(np.arange(k), sizes[order])
+    return labels
+
+
+def _nearest_centroid_extension(X, leaf_labels, k, n_threads=None):
+    """Labels for all rows of X: the tree's leaves keep theirs, the rest join the nearest centroid of the cut."""
+    n_leaves = leaf_labels.shape[0]
+    head = np.asarray(X[:n_leaves], dtype=np.float64)
+    centroids = np.empty((k, X.shape[1]), dtype=np.float64)
+    counts = np.bincount(leaf_labels, minlength=k)
+    for j in range(X.shape[1]):
+        centroids[:, j] = np.bincount(leaf_labels, weights=head[:, j], minlength=k)
+    centroids /= counts[:, None]
+    labels = np.empty(X.shape[0], dtype=np.intp)
+    labels[:n_leaves] = leaf_labels
+    if X.shape[0] > n_leaves:
+        with _thread_limit(n_threads):
+            labels[n_leaves:] = pairwise_distances_argmin(np.asarray(X[n_leaves:], dtype=np.float64), centroids)
+    return labels, centroids
+
+
+def ward_labels(tree, k, X=None, n_threads=None):
+    """Cut a ward tree at k clusters.
+
+    Parameters
+    ----------
+    tree : WardTree
+    k : int
+    X : ndarray of shape (n_rows, n_features), default=None
+        The sample the tree was built from. Needed only when the tree is capped, to extend the cut to the
+        rows beyond its leaves (nearest centroid of the cut).
+    n_threads : int, default=None
+
+    Returns
+    -------
+    labels : ndarray of shape (n_rows,), int
+        Equal to ``AgglomerativeClustering(n_clusters=k).fit_predict(X)`` up to a permutation when uncapped.
+    """
+    leaf_labels = _cut(tree, k)
+    if not tree.capped:
+        return leaf_labels
+    if X is None or np.asarray(X).shape[0] != tree.n_rows:
+        raise ValueError(f"this ward tree is capped at {tree.n_leaves:,} of {tree.n_rows:,} rows: pass X, the "
+                         "sample it was built from, to label the other rows")
+    return _nearest_centroid_extension(np.asarray(X), leaf_labels, k, n_threads)[0]
+
+
+# --------------------------------------------------------------------------------------------- birch
+
+
+def birch_threshold(X, target_subclusters=BIRCH_TARGET_SUBCLUSTERS, sample_size=20_000, seed=0):
+    """A Birch threshold for which the CF-tree of X has about ``target_subclusters`` subclusters.
+
+    A subcluster of radius t holds the points within ~t of its centre. For the tree to have ~T subclusters each
+    must hold ~n/T points, i.e. t ~ the distance to the (n/T)-th nearest neighbour. On a uniform sample of s rows
+    that is the (s/T)-th neighbour (kNN distances depend on the ratio j/n); we take the median over up to 1,000
+    sample points. :func:`birch_cf_tree` then checks the count and raises the threshold if there are too many.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    target_subclusters : int, default=BIRCH_TARGET_SUBCLUSTERS
+    sample_size : int, default=20_000
+    seed : int, default=0
+
+    Returns
+    -------
+    threshold : float
+    """
+    X = _check_X(X)
+    if target_subclusters < 1:
+        raise ValueError(f"target_subclusters must be >= 1, got {target_subclusters}")
+    n = X.shape[0]
+    rng = np.random.default_rng(seed)
+    sample = np.asarray(X[rng.choice(n, size=min(n, sample_size), replace=False)], dtype=np.float64)
+    s = sample.shape[0]
+    neighbour = int(np.clip(round(s / target_subclusters), 1, s - 1))
+    queries = sample[: min(s, 1_000)]
+    sq = (np.einsum("ij,ij->i", queries, queries)[:, None] - 2 * queries @ sample.T
+          + np.einsum("ij,ij->i", sample, sample)[None, :])
+    np.maximum(sq, 0, out=sq)
+    # Column 0 of each sorted row is the query itself (distance 0).
+    kth = np.sqrt(np.partition(sq, neighbour, axis=1)[:, neighbour])
+    threshold = float(np.median(kth))
+    return threshold if threshold > 0 else float(np.std(sample) * 1e-3 + 1e-12)
+
+
+@dataclass
+class BirchTree:
+    """One Birch CF-tree of a sample and ONE ward tree over its subcluster centres.
+
+    Birch's global step with an int n_clusters is ``AgglomerativeClustering(n_clusters=k)`` (ward) on the
+    subcluster centres, and its labels are those of each row's nearest subcluster: neither the CF-tree nor the
+    nearest subcluster depends on k, so both are computed here once and :func:`birch_labels` only cuts.
+
+    Attributes
+    ----------
+    birch : sklearn.cluster.Birch, fitted with ``n_clusters=None``
+    threshold : float, the threshold finally used
+    attempts : list of dict, every (threshold, n_subclusters) tried
+    centres_tree : WardTree over ``birch.subcluster_centers_``
+    row_subcluster : ndarray of shape (n_rows,), each build row's nearest subcluster
+    column_sums : ndarray of shape (n_features,), to recognise the build rows in :func:`birch_labels`
+    build_seconds : float
+    """
+
+    birch: Birch
+    threshold: float
+    attempts: list
+    centres_tree: WardTree
+    row_subcluster: np.ndarray
+    column_sums: np.ndarray
+    build_seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_subclusters(self) -> int:
+        return int(self.birch.subcluster_centers_.shape[0])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.row_subcluster.shape[0])
+
+
+def birch_cf_tree(X, threshold, max_subclusters=BIRCH_MAX_SUBCLUSTERS, growth=1.5, max_attempts=6,
+                  n_threads=None):
+    """Build ONE Birch CF-tree (``n_clusters=None``) and the ward tree of its subcluster centres.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    threshold : float
+        Usually :func:`birch_threshold`. If the tree has more than ``max_subclusters`` subclusters the
+        threshold is multiplied by ``growth`` and the tree rebuilt, at most ``max_attempts`` times.
+    max_subclusters : int, default=BIRCH_MAX_SUBCLUSTERS
+    growth : float, default=1.5
+    max_attempts : int, default=6
+    n_threads : int, default=None
+
+    Returns
+    -------
+    cf_tree : BirchTree
+    """
+    X = _check_X(X)
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    start = time.perf_counter()
+    info, attempts = {}, []
+    with _thread_limit(n_threads), _recorded_warnings(info):
+        for attempt in range(max_attempts):
+            birch = Birch(threshold=threshold, n_clusters=None, compute_labels=False)
+            birch.fit(X)
+            count = int(birch.subcluster_centers_.shape[0])
+            attempts.append({"threshold": float(threshold), "n_subclusters": count})
+            if count <= max_subclusters or attempt == max_attempts - 1:
+                break
+            threshold *= growth
+        # With n_clusters=None, Birch.predict returns each row's nearest subcluster.
+        row_subcluster = birch.predict(X)
+        centres = birch.subcluster_centers_
+        centres_tree = ward_tree(centres, max_n=centres.shape[0]) if centres.shape[0] >= 2 else None
+    return BirchTree(birch, float(threshold), attempts, centres_tree, np.asarray(row_subcluster),
+                     np.asarray(X, dtype=np.float64).sum(axis=0), time.perf_counter() - start, info)
+
+
+def birch_labels(cf_tree, X, k):
+    """Birch's global step for k on a built CF-tree: the labels of the rows it was built from.
+
+    Parameters
+    ----------
+    cf_tree : BirchTree
+    X : ndarray of shape (n_rows, n_features) or None
+        The rows the tree was built from (checked by shape and column sums), or None for the same.
+    k : int
+
+    Returns
+    -------
+    labels : ndarray of shape (n_rows,), int
+        Equal to ``Birch(threshold=t, n_clusters=k).fit_predict(X)`` up to a permutation. When the CF-tree has
+        fewer than k subclusters it has as many clusters as subclusters (score_labels reports effective_k).
+    """
+    if X is not None:
+        X = np.asarray(X)
+        if X.shape[0] != cf_tree.n_rows or not np.allclose(X.sum(axis=0, dtype=np.float64), cf_tree.column_sums):
+            raise ValueError("birch_labels labels the rows its CF-tree was built from; use fit_final(...).predict "
+                             "for other rows")
+    n_sub = cf_tree.n_subclusters
+    if n_sub < 2:
+        return cf_tree.row_subcluster.copy()
+    subcluster_labels = _cut(cf_tree.centres_tree, min(int(k), n_sub))
+    return subcluster_labels[cf_tree.row_subcluster]
+
+
+# --------------------------------------------------------------------------------------------- final fit
+
+
+class FinalModel:
+    """The winner refit on all rows: labels, predict, cluster centres (and GMM's probabilities).
+
+    Attributes
+    ----------
+    model : str, one of MODEL_NAMES
+    k : int
+    labels_ : ndarray of shape (n_samples,)
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        KMeans' centres, GMM's means, or the centroids of the agglomerative cut / Birch clusters.
+    estimator : the fitted scikit-learn estimator (KMeans, GaussianMixture, Birch) or None (agglomerative)
+    method : dict, how it was fitted (e.g. :func:`agglomerative_method`)
+    info : dict, n_iter, converged, warnings, ...
+    """
+
+    def __init__(self, model, k, labels, cluster_centers, estimator, method, info, subcluster_labels=None):
+        self.model = model
+        self.k = int(k)
+        self.labels_ = labels
+        self.cluster_centers_ = cluster_centers
+        self.estimator = estimator
+        self.method = method
+        self.info = info
+        self._subcluster_labels = subcluster_labels
+
+    @property
+    def means_(self):
+        return self.cluster_centers_
+
+    def predict(self, X):
+        """Cluster of each row of X, shape (n_samples,)."""
+        X = _check_X(X)
+        if self.model in ("kmeans", "gmm"):
+            return self.estimator.predict(X)
+        if self.model == "birch":
+            return self._subcluster_labels[pairwise_distances_argmin(X, self.estimator.subcluster_centers_)]
+        return pairwise_distances_argmin(np.asarray(X, dtype=np.float64), self.cluster_centers_)
+
+    def predict_proba(self, X):
+        """GMM only: component probabilities, shape (n_samples, k)."""
+        if self.model != "gmm":
+            raise AttributeError(f"predict_proba exists only for gmm, not {self.model}")
+        return self.estimator.predict_proba(_check_X(X))
+
+    def transform(self, X):
+        """Euclidean distance of each row to each cluster centre, shape (n_samples, n_clusters)."""
+        from sklearn.metrics import pairwise_distances
+
+        return pairwise_distances(_check_X(X), self.cluster_centers_)
+
+
+def _label_centroids(X, labels):
+    k = int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=k)
+    sums = np.stack([np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None]
+
+
+def fit_final(model, k, X, seed, threshold=None, max_n=AGGLOMERATIVE_MAX_N, n_threads=None):
+    """Fit one config on all rows, the way the sweep fitted it.
+
+    Parameters
+    ----------
+    model : str, one of MODEL_NAMES
+    k : int
+    X : ndarray of shape (n_samples, n_features), in random order (agglomerative caps to its prefix)
+    seed : int
+    threshold : float, default=None
+        Birch only: the threshold the sweep used (run.json); None adapts it with :func:`birch_threshold`.
+    max_n : int, default=AGGLOMERATIVE_MAX_N
+        Agglomerative only: ward tree rows cap.
+    n_threads : int, default=None
+
+    Returns
+    -------
+    final : FinalModel
+    """
+    if model not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODEL_NAMES)}")
+    X = _check_X(X)
+    _check_k(k, X.shape[0])
+    info = {}
+    if model == "kmeans":
+        estimator = _kmeans(X, k, seed)
+        with _thread_limit(n_threads), _recorded_warnings(info):
+            labels = estimator.fit_predict(X)
+        info.update(n_iter=int(estimator.n_iter_), inertia=float(estimator.inertia_))
+        return FinalModel(model, k, labels, estimator.cluster_centers_, estimator,
+                          {"estimator": "KMeans", "n_init": 1, "init": "k-means++"}, info)
+    if model == "gmm":
+        estimator = _gmm(k, seed)
+        with _thread_limit(n_threads), _recorded_warnings(info):
+            labels = estimator.fit_predict(X)
+        info.update(n_iter=int(estimator.n_iter_), converged=bool(estimator.converged_))
+        return FinalModel(model, k, labels, estimator.means_, estimator,
+                          {"estimator": "GaussianMixture", **GMM_PARAMS}, info)
+    if model == "agglomerative":
+        tree = ward_tree(X, max_n=max_n, n_threads=n_threads)
+        labels, centroids = _nearest_centroid_extension(X, _cut(tree, k), k, n_threads)
+        info["tree_seconds"] = tree.build_seconds
+        return FinalModel(model, k, labels, centroids, None, agglomerative_method(X.shape[0], max_n), info)
+    if threshold is None:
+        threshold = birch_threshold(X, seed=seed)
+    cf_tree = birch_cf_tree(X, threshold, n_threads=n_threads)
+    labels = birch_labels(cf_tree, None, k)
+    n_sub = cf_tree.n_subclusters
+    subcluster_labels = (_cut(cf_tree.centres_tree, min(k, n_sub)) if n_sub >= 2 else np.zeros(n_sub, np.intp))
+    info.update(cf_tree.info, attempts=cf_tree.attempts, n_subclusters=n_sub)
+    return FinalModel(model, k, labels, _label_centroids(np.asarray(X, dtype=np.float64), labels), cf_tree.birch,
+                      {"estimator": "Birch", "threshold": cf_tree.threshold, "n_subclusters": n_sub,
+                       "global_step": "ward on subcluster centres"}, info, subcluster_labels)

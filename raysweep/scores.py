@@ -1,0 +1,346 @@
+"""Cluster quality scores: silhouette, Davies-Bouldin and Calinski-Harabasz, sound at any n.
+
+Davies-Bouldin and Calinski-Harabasz need only per-cluster sums and each point's distance to its own
+centroid: O(n*d + k^2*d) time, float64 accumulation, equal to :mod:`sklearn.metrics` on identical labels.
+
+Silhouette is O(n^2). Where n is small enough (``EXACT_SILHOUETTE_MAX_N``) it is computed exactly, in
+memory-bounded chunks of query rows against all points. Above that, :func:`silhouette_query_estimate` draws
+m query points and computes each one's *exact* a(i), b(i) against all n points, so the mean is an unbiased
+estimate of the exact silhouette with a finite-population standard error. scikit-learn's
+``silhouette_score(sample_size=m)`` is not used: it scores the sample against itself only, which shrinks every
+cluster to ~m/k points and biases the score more as k grows, the very parameter being chosen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Exact silhouette up to this many rows. Measured on the 2-core dev machine (see BENCHMARKS.md, scores):
+# exact silhouette of 20,000 x 13 takes ~1-2 s, which is about a KMeans fit at large k on the same rows;
+# the cost grows as n^2, so 50k would already be ~6x that per config and the query estimator takes over.
+EXACT_SILHOUETTE_MAX_N = 20_000
+
+# Query points of the estimator: at m = 2,000 the standard error is ~0.005-0.01 on typical data
+# (sd of s(i) is ~0.2-0.4), smaller than the gaps between neighbouring k that matter for selection.
+DEFAULT_QUERY_POINTS = 2_000
+
+# Bytes of one chunk of the (rows x n) float64 distance block; 32 MiB keeps it cache- and memory-friendly.
+_CHUNK_BYTES = 32 * 2**20
+
+
+def _check_X_labels(X, labels):
+    X = np.asarray(X)
+    labels = np.asarray(labels)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
+    if labels.ndim != 1 or labels.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"labels must be a 1-D array with one label per row of X ({X.shape[0]}), got shape {labels.shape}"
+        )
+    return X, labels
+
+
+def _encode(labels):
+    """Labels as 0..k-1 codes (in sorted label order, as LabelEncoder) and the cluster sizes."""
+    _, codes = np.unique(labels, return_inverse=True)
+    codes = codes.reshape(-1)
+    return codes, np.bincount(codes)
+
+
+def _check_n_clusters(n_clusters, n_samples):
+    if not 1 < n_clusters < n_samples:
+        raise ValueError(
+            f"the number of distinct labels is {n_clusters}; valid values are 2 to n_samples - 1 ({n_samples - 1})"
+        )
+
+
+def _centroids(X, codes, sizes):
+    """Per-cluster means, shape (k, d), float64 (one bincount per column: O(n*d))."""
+    k = sizes.shape[0]
+    sums = np.empty((k, X.shape[1]), dtype=np.float64)
+    for j in range(X.shape[1]):
+        sums[:, j] = np.bincount(codes, weights=X[:, j], minlength=k)
+    return sums / sizes[:, None]
+
+
+def _distances_to_own_centroid(X, codes, centroids, chunk_rows=65_536):
+    """Euclidean distance of every row to its cluster's centroid, shape (n,), float64, chunked."""
+    out = np.empty(X.shape[0], dtype=np.float64)
+    for start in range(0, X.shape[0], chunk_rows):
+        stop = start + chunk_rows
+        diff = X[start:stop].astype(np.float64) - centroids[codes[start:stop]]
+        out[start:stop] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
+
+
+def _davies_bouldin(centroids, intra):
+    # Same conventions as sklearn.metrics.davies_bouldin_score (zero-distance cases).
+    diff = centroids[:, None, :] - centroids[None, :, :]
+    centroid_distances = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    if np.allclose(intra, 0) or np.allclose(centroid_distances, 0):
+        return 0.0
+    centroid_distances[centroid_distances == 0] = np.inf
+    combined = intra[:, None] + intra[None, :]
+    return float(np.mean(np.max(combined / centroid_distances, axis=1)))
+
+
+def _calinski_harabasz(X, centroids, sizes, squared_residuals_sum):
+    n, k = X.shape[0], sizes.shape[0]
+    mean = (centroids * sizes[:, None]).sum(axis=0) / n
+    extra = float(np.sum(sizes * np.sum((centroids - mean) ** 2, axis=1)))
+    if squared_residuals_sum == 0.0:
+        return 1.0
+    return float(extra * (n - k) / (squared_residuals_sum * (k - 1.0)))
+
+
+def davies_bouldin(X, labels):
+    """Davies-Bouldin index from per-cluster sums (lower is better).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    score : float
+        Equal to :func:`sklearn.metrics.davies_bouldin_score` (to rounding) in O(n*d + k^2*d).
+    """
+    X, labels = _check_X_labels(X, labels)
+    codes, sizes = _encode(labels)
+    _check_n_clusters(sizes.shape[0], X.shape[0])
+    centroids = _centroids(X, codes, sizes)
+    dist = _distances_to_own_centroid(X, codes, centroids)
+    intra = np.bincount(codes, weights=dist, minlength=sizes.shape[0]) / sizes
+    return _davies_bouldin(centroids, intra)
+
+
+def calinski_harabasz(X, labels):
+    """Calinski-Harabasz index (variance ratio) from per-cluster sums (higher is better).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    score : float
+        Equal to :func:`sklearn.metrics.calinski_harabasz_score` (to rounding) in O(n*d + k*d).
+    """
+    X, labels = _check_X_labels(X, labels)
+    codes, sizes = _encode(labels)
+    _check_n_clusters(sizes.shape[0], X.shape[0])
+    centroids = _centroids(X, codes, sizes)
+    dist = _distances_to_own_centroid(X, codes, centroids)
+    return _calinski_harabasz(X, centroids, sizes, float(np.sum(dist**2)))
+
+
+class _ClusterDistanceSums:
+    """Sums of Euclidean distances from query rows to every cluster, against all n rows.
+
+    The rows are stored sorted by cluster so that, for a block of query rows, the per-cluster sums of one
+    (rows x n) distance block are a single ``np.add.reduceat`` over contiguous column ranges: O(rows*n)
+    after the O(rows*n*d) distance matmul, with no per-row Python loop (sklearn loops ``bincount`` per row).
+    """
+
+    def __init__(self, X, codes, sizes):
+        self.order = np.argsort(codes, kind="stable")
+        self.position = np.empty_like(self.order)
+        self.position[self.order] = np.arange(self.order.shape[0])
+        self.X_sorted = np.ascontiguousarray(X[self.order], dtype=np.float64)
+        self.sq_norms = np.einsum("ij,ij->i", self.X_sorted, self.X_sorted)
+        self.starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+
+    def __call__(self, rows, chunk_rows):
+        """Return an array of shape (len(rows), k): row i's distance sum to each cluster."""
+        n = self.X_sorted.shape[0]
+        out = np.empty((rows.shape[0], self.starts.shape[0]), dtype=np.float64)
+        for start in range(0, rows.shape[0], chunk_rows):
+            pos = self.position[rows[start : start + chunk_rows]]
+            Q = self.X_sorted[pos]
+            D = Q @ self.X_sorted.T
+            D *= -2.0
+            D += self.sq_norms[pos][:, None]
+            D += self.sq_norms[None, :]
+            np.maximum(D, 0.0, out=D)
+            # A point's distance to itself is exactly 0 (the expansion leaves rounding noise otherwise).
+            D[np.arange(pos.shape[0]), pos] = 0.0
+            np.sqrt(D, out=D)
+            out[start : start + pos.shape[0]] = np.add.reduceat(D, self.starts, axis=1)
+        return out
+
+
+def _auto_chunk_rows(n, chunk_rows):
+    if chunk_rows is not None:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        return int(chunk_rows)
+    return max(1, _CHUNK_BYTES // (8 * max(n, 1)))
+
+
+def _silhouette_from_sums(sums, own, sizes):
+    """Per-row silhouette s(i) from distance sums, with sklearn's conventions (singleton -> 0)."""
+    rows = np.arange(sums.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = sums[rows, own] / (sizes[own] - 1)
+        mean_to_other = sums / sizes
+        mean_to_other[rows, own] = np.inf
+        b = mean_to_other.min(axis=1)
+        s = (b - a) / np.maximum(a, b)
+    return np.nan_to_num(s)
+
+
+def silhouette_samples_exact(X, labels, rows=None, chunk_rows=None):
+    """Exact silhouette s(i) of the given rows, each against all n rows of X.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+    rows : array-like of int of shape (m,), default=None
+        Row indices to score; None scores every row.
+    chunk_rows : int, default=None
+        Query rows per distance block; None sizes blocks to ~32 MiB.
+
+    Returns
+    -------
+    s : ndarray of shape (m,), float64
+        Equal to ``sklearn.metrics.silhouette_samples(X, labels)[rows]`` to rounding.
+    """
+    X, labels = _check_X_labels(X, labels)
+    codes, sizes = _encode(labels)
+    _check_n_clusters(sizes.shape[0], X.shape[0])
+    rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows, dtype=np.intp)
+    if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= X.shape[0])):
+        raise ValueError(f"rows must be a 1-D array of row indices in [0, {X.shape[0]})")
+    sums = _ClusterDistanceSums(X, codes, sizes)(rows, _auto_chunk_rows(X.shape[0], chunk_rows))
+    return _silhouette_from_sums(sums, codes[rows], sizes)
+
+
+def silhouette_exact(X, labels, chunk_rows=None):
+    """Exact mean silhouette coefficient, memory-bounded.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+    chunk_rows : int, default=None
+        Query rows per (chunk_rows x n) float64 distance block; None sizes blocks to ~32 MiB.
+
+    Returns
+    -------
+    score : float
+        Equal to :func:`sklearn.metrics.silhouette_score` (Euclidean) to rounding.
+    """
+    return float(np.mean(silhouette_samples_exact(X, labels, chunk_rows=chunk_rows)))
+
+
+def silhouette_query_points(n, m=DEFAULT_QUERY_POINTS, seed=0):
+    """The query points of the silhouette estimator: pass the same ones to every config of a sample.
+
+    Parameters
+    ----------
+    n : int
+        Rows in the sample being scored.
+    m : int, default=DEFAULT_QUERY_POINTS
+        Query points wanted (capped at n).
+    seed : int or None, default=0
+        An int draws m rows uniformly without replacement. None returns the first m rows: use it when the
+        rows are already in random order, as the prefix of one seeded permutation (nested samples) is. Then
+        the query points are a uniform sample of every rung and the *same playlists* at every rung, so scores
+        of different configs and rungs share their sampling noise (common random numbers). Recommended.
+
+    Returns
+    -------
+    query_idx : ndarray of shape (min(m, n),), int64, sorted
+    """
+    if n < 1 or m < 1:
+        raise ValueError(f"n and m must be >= 1, got n={n}, m={m}")
+    m = min(int(m), int(n))
+    if seed is None:
+        return np.arange(m, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False)).astype(np.int64)
+
+
+def silhouette_query_estimate(X, labels, query_idx, chunk_rows=None):
+    """Unbiased estimate of the mean silhouette from query points scored against all n points.
+
+    Each query point's a(i) and b(i) are exact (distances to all n rows), so s(i) is exact and the mean over a
+    uniform sample of query points is unbiased for the exact mean silhouette. Its standard error, for sampling
+    m of n without replacement, is ``sd(s_i) / sqrt(m) * sqrt(1 - m/n)`` (finite population correction).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+    query_idx : array-like of int of shape (m,)
+        Distinct row indices, a uniform random sample (see :func:`silhouette_query_points`).
+    chunk_rows : int, default=None
+
+    Returns
+    -------
+    mean : float
+    se : float
+        0.0 when every row is a query point (the estimate is then exact).
+    """
+    query_idx = np.asarray(query_idx, dtype=np.intp)
+    s = silhouette_samples_exact(X, labels, rows=query_idx, chunk_rows=chunk_rows)
+    m, n = s.shape[0], np.asarray(X).shape[0]
+    if m < 2:
+        raise ValueError(f"query_idx must hold at least 2 points, got {m}")
+    se = float(np.std(s, ddof=1) / np.sqrt(m) * np.sqrt(max(0.0, 1.0 - m / n)))
+    return float(np.mean(s)), se
+
+
+def score_labels(X, labels, query_idx=None, exact_max_n=EXACT_SILHOUETTE_MAX_N, chunk_rows=None):
+    """All three scores of one labeling, never raising on degenerate labelings.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+    query_idx : array-like of int, default=None
+        Query points for the silhouette estimator when ``n_samples > exact_max_n``; None draws
+        ``silhouette_query_points(n_samples)`` (seed 0). Pass the same points for every config.
+    exact_max_n : int, default=EXACT_SILHOUETTE_MAX_N
+        Exact silhouette at or below this many rows.
+    chunk_rows : int, default=None
+
+    Returns
+    -------
+    scores : dict
+        ``silhouette``, ``silhouette_se`` (0.0 when exact), ``davies_bouldin``, ``calinski_harabasz``,
+        ``effective_k`` (distinct labels), ``status`` (``"ok"`` or ``"degenerate: <reason>"``; degenerate
+        rows carry NaN scores).
+    """
+    X, labels = _check_X_labels(X, labels)
+    codes, sizes = _encode(labels)
+    n, k = X.shape[0], int(sizes.shape[0])
+    nan = float("nan")
+    result = {"silhouette": nan, "silhouette_se": nan, "davies_bouldin": nan, "calinski_harabasz": nan,
+              "effective_k": k, "status": "ok"}
+    if k < 2:
+        result["status"] = f"degenerate: {k} distinct cluster(s), scores need at least 2"
+        return result
+    if k >= n:
+        result["status"] = f"degenerate: {k} clusters for {n} points, scores need fewer clusters than points"
+        return result
+    centroids = _centroids(X, codes, sizes)
+    dist = _distances_to_own_centroid(X, codes, centroids)
+    intra = np.bincount(codes, weights=dist, minlength=k) / sizes
+    result["davies_bouldin"] = _davies_bouldin(centroids, intra)
+    result["calinski_harabasz"] = _calinski_harabasz(X, centroids, sizes, float(np.sum(dist**2)))
+    chunk = _auto_chunk_rows(n, chunk_rows)
+    distance_sums = _ClusterDistanceSums(X, codes, sizes)
+    if n <= exact_max_n:
+        rows = np.arange(n)
+    else:
+        rows = silhouette_query_points(n) if query_idx is None else np.asarray(query_idx, dtype=np.intp)
+        if rows.ndim != 1 or rows.shape[0] < 2 or rows.min() < 0 or rows.max() >= n:
+            raise ValueError(f"query_idx must be a 1-D array of at least 2 row indices in [0, {n})")
+    s = _silhouette_from_sums(distance_sums(rows, chunk), codes[rows], sizes)
+    result["silhouette"] = float(np.mean(s))
+    m = rows.shape[0]
+    result["silhouette_se"] = 0.0 if m == n else float(np.std(s, ddof=1) / np.sqrt(m) * np.sqrt(1.0 - m / n))
+    return result
