@@ -1,0 +1,207 @@
+"""Audio features: the SQLite cache, the feature table, and the playlist means (checked against pandas)."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raysweep.feature_matrix import read_feature_matrix
+from raysweep.features.__main__ import main
+from raysweep.features.audio import AUDIO_FEATURES, AudioFeatureCache, build_audio_features, read_feature_table
+
+
+def write_dataset(root, playlists: dict[int, list[str]]):
+    """An ingest-shaped dataset (playlists/, tracks/, playlist_tracks/) from ``{pid: [track_uri, ...]}``."""
+    uris = list(dict.fromkeys(uri for tracks in playlists.values() for uri in tracks))
+    track_id = {uri: i for i, uri in enumerate(uris)}
+    for name in ("playlists", "tracks", "playlist_tracks"):
+        (root / name).mkdir(parents=True)
+    pq.write_table(pa.table({"pid": pa.array(list(playlists), pa.int64()),
+                             "name": [f"list {pid}" for pid in playlists]}), root / "playlists" / "part-0.parquet")
+    pq.write_table(pa.table({"track_id": pa.array(range(len(uris)), pa.int64()), "track_uri": uris}),
+                   root / "tracks" / "part-0.parquet")
+    rows = [(pid, pos, track_id[uri]) for pid, tracks in playlists.items() for pos, uri in enumerate(tracks)]
+    pid, pos, tid = map(list, zip(*rows))
+    pq.write_table(pa.table({"pid": pa.array(pid, pa.int64()), "pos": pa.array(pos, pa.int32()),
+                             "track_id": pa.array(tid, pa.int64())}), root / "playlist_tracks" / "part-0.parquet")
+    return root
+
+
+def feature_table(uris, seed=0) -> pd.DataFrame:
+    """Random audio features for ``uris``."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(len(uris), len(AUDIO_FEATURES))), columns=list(AUDIO_FEATURES))
+    frame.insert(0, "track_uri", list(uris))
+    return frame
+
+
+@pytest.fixture
+def random_dataset(tmp_path):
+    """60 playlists of 5-30 entries over 150 tracks (repeats allowed); features for 120 of the tracks."""
+    rng = np.random.default_rng(1)
+    uris = [f"spotify:track:t{i:05d}" for i in range(150)]
+    playlists = {int(pid): list(rng.choice(uris, size=rng.integers(5, 31))) for pid in rng.permutation(1000)[:60]}
+    dataset = write_dataset(tmp_path / "dataset", playlists)
+    table = feature_table(uris[:120])
+    table.to_parquet(tmp_path / "features.parquet")
+    return dataset, playlists, table, tmp_path
+
+
+def expected_means(playlists, table) -> pd.DataFrame:
+    entries = pd.DataFrame([(pid, uri) for pid, tracks in playlists.items() for uri in tracks],
+                           columns=["pid", "track_uri"])
+    return entries.merge(table, on="track_uri").groupby("pid")[list(AUDIO_FEATURES)].mean()
+
+
+def test_means_equal_pandas_groupby(random_dataset):
+    dataset, playlists, table, tmp = random_dataset
+    build_audio_features(dataset, tmp / "out.parquet", table=tmp / "features.parquet", min_coverage=0.0)
+    matrix = read_feature_matrix(tmp / "out.parquet")
+    expected = expected_means(playlists, table)
+    np.testing.assert_array_equal(matrix.pid, np.sort(expected.index.to_numpy()))
+    np.testing.assert_allclose(matrix.values, expected.sort_index().to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_scaling_record_is_mean_and_std_of_raw_means(random_dataset):
+    dataset, playlists, table, tmp = random_dataset
+    build_audio_features(dataset, tmp / "out.parquet", table=tmp / "features.parquet", min_coverage=0.0)
+    matrix = read_feature_matrix(tmp / "out.parquet")
+    expected = expected_means(playlists, table)
+    assert matrix.metadata["source"] == "audio"
+    assert matrix.metadata["scaling"]["kind"] == "standard"
+    np.testing.assert_allclose(matrix.metadata["scaling"]["mean"], expected.mean().to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(matrix.metadata["scaling"]["std"], expected.std(ddof=0).to_numpy(), rtol=1e-6)
+
+
+def test_min_coverage_leaves_out_and_counts_playlists(tmp_path):
+    # coverage: pid 1 -> 4/4, pid 2 -> 2/4, pid 3 -> 1/4
+    playlists = {1: ["a1", "a2", "a3", "a4"], 2: ["a1", "a2", "b1", "b2"], 3: ["a3", "b3", "b4", "b5"]}
+    playlists = {pid: [f"spotify:track:{t}" for t in tracks] for pid, tracks in playlists.items()}
+    dataset = write_dataset(tmp_path / "dataset", playlists)
+    feature_table([f"spotify:track:a{i}" for i in range(1, 5)]).to_parquet(tmp_path / "f.parquet")
+    summary = build_audio_features(dataset, tmp_path / "out.parquet", table=tmp_path / "f.parquet",
+                                   min_coverage=0.5)
+    matrix = read_feature_matrix(tmp_path / "out.parquet")
+    assert matrix.pid.tolist() == [1, 2]
+    assert summary["n_playlists_left_out"] == matrix.metadata["n_playlists_left_out"] == 1
+    assert matrix.metadata["min_coverage"] == 0.5
+    assert matrix.metadata["coverage"]["tracks_with_features"] == 4
+
+
+def test_no_playlist_reaching_coverage_is_an_error(random_dataset):
+    dataset, _, table, tmp = random_dataset
+    table.head(3).to_parquet(tmp / "three_tracks.parquet")
+    with pytest.raises(ValueError, match="no playlist reaches min_coverage=0.5"):
+        build_audio_features(dataset, tmp / "out.parquet", table=tmp / "three_tracks.parquet", min_coverage=0.5)
+
+
+def test_min_coverage_outside_unit_interval_is_an_error(random_dataset):
+    dataset, _, _, tmp = random_dataset
+    with pytest.raises(ValueError, match="min_coverage=1.5"):
+        build_audio_features(dataset, tmp / "out.parquet", min_coverage=1.5)
+
+
+def test_second_build_reads_the_cache_without_the_table(random_dataset):
+    dataset, _, _, tmp = random_dataset
+    build_audio_features(dataset, tmp / "a.parquet", table=tmp / "features.parquet", cache=tmp / "c.sqlite")
+    build_audio_features(dataset, tmp / "b.parquet", cache=tmp / "c.sqlite")
+    np.testing.assert_array_equal(read_feature_matrix(tmp / "a.parquet").values,
+                                  read_feature_matrix(tmp / "b.parquet").values)
+
+
+def test_default_cache_is_beside_the_output(random_dataset):
+    dataset, _, _, tmp = random_dataset
+    summary = build_audio_features(dataset, tmp / "out" / "f.parquet", table=tmp / "features.parquet")
+    assert summary["cache"] == str(tmp / "out" / "audio_features_cache.sqlite")
+    assert (tmp / "out" / "audio_features_cache.sqlite").exists()
+
+
+def test_table_import_keeps_ok_rows_and_fills_null_rows(tmp_path):
+    with AudioFeatureCache(tmp_path / "c.sqlite") as cache:
+        cache.store([("spotify:track:a", dict.fromkeys(AUDIO_FEATURES, 7.0)), ("spotify:track:b", None)],
+                    source="spotify")
+        table = pa.Table.from_pandas(feature_table(["spotify:track:a", "spotify:track:b"]), preserve_index=False)
+        cache.import_table(table, source="table:test")
+        values, has = cache.lookup(pa.array(["spotify:track:a", "spotify:track:b", "spotify:track:c"]))
+    assert has.tolist() == [True, True, False]
+    assert (values[0] == 7.0).all()
+    np.testing.assert_allclose(values[1], table.slice(1).to_pandas().iloc[0, 1:].to_numpy(dtype=float))
+
+
+def test_cache_missing_lists_uncached_uris_once(tmp_path):
+    with AudioFeatureCache(tmp_path / "c.sqlite") as cache:
+        cache.store([("spotify:track:a", None)], source="spotify")
+        assert cache.missing(["spotify:track:b", "spotify:track:a", "spotify:track:b"]) == ["spotify:track:b"]
+
+
+def test_cache_rejects_a_record_without_a_field(tmp_path):
+    features = dict.fromkeys(AUDIO_FEATURES, 0.5)
+    del features["tempo"]
+    with AudioFeatureCache(tmp_path / "c.sqlite") as cache:
+        with pytest.raises(ValueError, match="spotify:track:x from spotify: missing or non-numeric"):
+            cache.store([("spotify:track:x", features)], source="spotify")
+        assert cache.counts() == {"ok": 0, "null": 0}
+
+
+def test_cache_that_is_not_sqlite_is_an_error(tmp_path):
+    (tmp_path / "c.sqlite").write_text("not a database" * 100)
+    with pytest.raises(ValueError, match="not a usable SQLite database"):
+        AudioFeatureCache(tmp_path / "c.sqlite")
+
+
+def test_feature_table_reads_csv(tmp_path):
+    feature_table(["spotify:track:a", "spotify:track:b"]).to_csv(tmp_path / "f.csv", index=False)
+    table = read_feature_table(tmp_path / "f.csv")
+    assert table.column_names == ["track_uri", *AUDIO_FEATURES]
+    assert table.num_rows == 2
+
+
+def test_feature_table_missing_column_is_named(tmp_path):
+    feature_table(["spotify:track:a"]).drop(columns=["valence", "tempo"]).to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(ValueError, match=r"f.parquet: missing columns valence, tempo"):
+        read_feature_table(tmp_path / "f.parquet")
+
+
+def test_feature_table_duplicate_uri_is_named(tmp_path):
+    feature_table(["spotify:track:a", "spotify:track:b", "spotify:track:a"]).to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(ValueError, match="track_uri spotify:track:a appears more than once"):
+        read_feature_table(tmp_path / "f.parquet")
+
+
+def test_feature_table_null_value_is_named(tmp_path):
+    frame = feature_table(["spotify:track:a", "spotify:track:b"])
+    frame.loc[1, "energy"] = None
+    frame.to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(ValueError, match="column energy has 1 null values"):
+        read_feature_table(tmp_path / "f.parquet")
+
+
+def test_playlist_tracks_with_unknown_pid_is_an_error(random_dataset):
+    dataset, _, _, tmp = random_dataset
+    pq.write_table(pa.table({"pid": pa.array([10_000], pa.int64()), "pos": pa.array([0], pa.int32()),
+                             "track_id": pa.array([0], pa.int64())}), dataset / "playlist_tracks" / "part-1.parquet")
+    with pytest.raises(ValueError, match="references pid 10000 that is not in playlists"):
+        build_audio_features(dataset, tmp / "out.parquet", table=tmp / "features.parquet")
+
+
+def test_missing_dataset_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no tracks/ folder"):
+        build_audio_features(tmp_path, tmp_path / "out.parquet")
+
+
+def test_cli_audio_from_table(random_dataset, capsys):
+    dataset, playlists, table, tmp = random_dataset
+    status = main(["audio", "--dataset", str(dataset), "--table", str(tmp / "features.parquet"),
+                   "--out", str(tmp / "out.parquet"), "--min-coverage", "0"])
+    assert status == 0
+    assert '"n_playlists": 60' in capsys.readouterr().out
+    assert read_feature_matrix(tmp / "out.parquet").values.shape == (60, 13)
+
+
+def test_cli_bad_table_exits_1_naming_it(random_dataset, capsys):
+    dataset, _, _, tmp = random_dataset
+    status = main(["audio", "--dataset", str(dataset), "--table", str(tmp / "nope.parquet"),
+                   "--out", str(tmp / "out.parquet")])
+    assert status == 1
+    assert "nope.parquet: no such file" in capsys.readouterr().err
