@@ -90,3 +90,129 @@ def write_plots(leaderboard: pd.DataFrame, rungs: list[dict], out_dir: str | Pat
         _draw_scores(Figure, leaderboard, tmp / names[0])
         _draw_survivors(Figure, rungs, tmp / names[1])
     return [Path(out_dir) / name for name in names]
+
+
+# --------------------------------------------------------------------------------------------- finalize plots
+# Called by raysweep.finalize after it checked that matplotlib is importable.
+
+def plot_cluster_sizes(clusters, sizes, path):
+    """Bar chart of playlists per cluster, largest first. Returns ``path``.
+
+    Parameters
+    ----------
+    clusters : array-like of shape (n_clusters,), cluster ids
+    sizes : array-like of shape (n_clusters,), playlists per cluster
+    path : where to write the PNG
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    clusters, sizes = np.asarray(clusters), np.asarray(sizes)
+    order = np.argsort(-sizes, kind="stable")
+    fig = Figure(figsize=(max(6.0, 0.3 * len(clusters)), 4.0), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(np.arange(len(order)), sizes[order], color="tab:blue")
+    ax.set_xticks(np.arange(len(order)), [str(c) for c in clusters[order]],
+                  fontsize=8 if len(order) <= 40 else 5, rotation=90 if len(order) > 40 else 0)
+    ax.set_xlabel("cluster")
+    ax.set_ylabel("playlists")
+    ax.set_title(f"Cluster sizes ({int(sizes.sum()):,} playlists, {len(clusters)} clusters)")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_cluster_profiles(z, clusters, columns, path):
+    """Heatmap of cluster feature means in overall standard deviations from the overall mean. Returns ``path``.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n_clusters, n_features)
+    clusters : array-like of shape (n_clusters,), row labels
+    columns : list of str, length n_features, column labels
+    path : where to write the PNG
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    z = np.asarray(z, dtype=float)
+    limit = max(float(np.nanmax(np.abs(z))), 1e-9) if z.size else 1.0
+    fig = Figure(figsize=(max(6.0, 0.45 * len(columns) + 2), max(3.0, 0.22 * len(z) + 1.5)), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(z, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+    ax.set_xticks(np.arange(len(columns)), columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(np.arange(len(z)), [str(c) for c in clusters], fontsize=7 if len(z) <= 40 else 4)
+    ax.set_ylabel("cluster")
+    ax.set_title("Cluster feature profiles (standard deviations from the overall mean)")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_cluster_projection(points, labels, explained, path):
+    """Scatter of a sample projected on its first two principal components, coloured by cluster. Returns ``path``.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n_points, 2)
+    labels : ndarray of shape (n_points,), cluster of each point
+    explained : sequence of 2 floats, explained variance ratio of the two components
+    path : where to write the PNG
+    """
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    points, labels = np.asarray(points), np.asarray(labels)
+    clusters = np.unique(labels)
+    # Qualitative maps keep up to 20 clusters distinguishable; beyond that a continuous map is the honest choice.
+    if len(clusters) <= 10:
+        colours = colormaps["tab10"]
+    elif len(clusters) <= 20:
+        colours = colormaps["tab20"]
+    else:
+        colours = colormaps["turbo"].resampled(len(clusters))
+    index = np.searchsorted(clusters, labels)
+    fig = Figure(figsize=(7.0, 6.0), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(points[:, 0], points[:, 1], c=colours(index % colours.N), s=3, alpha=0.6, linewidths=0)
+    for cluster in clusters:
+        centre = np.median(points[labels == cluster], axis=0)
+        ax.annotate(str(cluster), centre, fontsize=8, ha="center", va="center", weight="bold")
+    ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)")
+    ax.set_title(f"PCA of {len(points):,} playlists, coloured by cluster")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_cluster_names(names, path, per_cluster=8):
+    """The most common playlist names of each cluster as a word list, font size by count. Returns ``path``.
+
+    Parameters
+    ----------
+    names : dict {cluster: [(name, count), ...]}, most common first
+    path : where to write the PNG
+    per_cluster : int, names shown per cluster
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    clusters = sorted(names)
+    columns = min(5, max(1, len(clusters)))
+    rows = -(-len(clusters) // columns)
+    fig = Figure(figsize=(3.0 * columns, 2.4 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, cluster in zip(axes, clusters):
+        shown = names[cluster][:per_cluster]
+        ax.set_title(f"cluster {cluster}", fontsize=9, weight="bold")
+        if not shown:
+            continue
+        largest = max(count for _, count in shown)
+        for line, (name, count) in enumerate(shown):
+            ax.text(0.5, 1 - (line + 0.5) / per_cluster, f"{name} ({count})", ha="center", va="center",
+                    fontsize=6 + 7 * count / largest, transform=ax.transAxes)
+    fig.suptitle("Most common playlist names per cluster")
+    fig.savefig(path, dpi=110)
+    return path
