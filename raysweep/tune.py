@@ -1,0 +1,597 @@
+"""The sweep: Ray Tune over model families x k with early stopping on nested samples.
+
+``python -m raysweep.tune [--features F] [--fraction 0.1] [--models kmeans,birch,agglomerative,gmm] [--k-min 2]
+[--k-max 100] [--exhaustive] [--results results] [--name RUN] [--address ADDR] [--storage URI] [--seed 0]``
+
+Early stopping is synchronous successive halving with an explicit rung barrier (Jamieson & Talwalkar 2016,
+"Non-stochastic best arm identification and hyperparameter optimization"): rung r is one Ray Tune experiment over
+the configs still alive, on the first n_r rows of one seeded permutation; when every trial of the rung has ended,
+the driver ranks them with :func:`raysweep.selection.rank_configs` (the winner rule itself) and promotes the top
+``ceil(alive / eta)`` to rung r + 1. Ray's ASHA decides asynchronously, on whichever trials reached a rung first,
+so its outcome depends on trial order and worker count; with the barrier the same inputs promote the same configs
+on 2 cores or 200. ``--exhaustive`` runs every config at the top rung only: the reference.
+
+Resume: every trial result reaching the driver is appended at once to ``RESULTS/RUN/rungs/rung_<r>.trials.jsonl``
+(the ledger); a finished rung is written to ``rung_<r>.parquet``. A rerun with the same settings reads finished
+rungs back and, for an interrupted rung, starts a new Ray Tune experiment over the configs the ledger lacks.
+(``Tuner.restore`` is not used: Tune snapshots its experiment state on a throttle of >= 10 s, so trials that ended
+after the last snapshot would be computed again; the ledger records each one as it ends.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.fs as pafs
+
+from raysweep import samples, selection
+from raysweep.feature_matrix import read_feature_matrix
+from raysweep.models import MODEL_NAMES
+from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
+from raysweep.storage import atomic_file, filesystem_and_path, is_uri
+
+ETA = 3
+LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
+                       "calinski_harabasz", "fit_seconds", "status", "warnings", "trial_id", "score_seconds",
+                       "shared_build"]
+# Trials of the most expensive configs start first (largest k; GMM, then KMeans): fewer idle cores at the barrier.
+_COST_ORDER = {"gmm": 0, "kmeans": 1, "birch": 2, "agglomerative": 3}
+PROMOTION_RULE = ("Synchronous successive halving with eta={eta}: rung r runs every config still alive on the first "
+                  "n_r rows of one seeded permutation; once all of them have ended, they are ranked by the winner "
+                  "rule (selection.rank_configs) and the top ceil(alive / eta) are promoted to rung r + 1; the top "
+                  "rung is the --fraction cap of the data.")
+PROMOTION_REASONING = ("A barrier makes every promotion depend only on the scores, not on trial order or the number "
+                       "of workers (ASHA promotes on whichever trials reached a rung first), so a run is reproducible "
+                       "on 2 cores or 200 and promotes exactly what its rule says; the samples are nested prefixes "
+                       "of one permutation, so all configs of a rung are scored on the same playlists.")
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------- the plan
+
+
+def _check_settings(fraction, models, k_min, k_max, eta):
+    if not 0 < fraction <= 1:
+        raise ValueError(f"--fraction must be in (0, 1], got {fraction}")
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown or not models:
+        raise ValueError(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(MODEL_NAMES)}")
+    if len(set(models)) != len(models):
+        raise ValueError(f"--models: a model is listed twice: {','.join(models)}")
+    if k_min < 2:
+        raise ValueError(f"--k-min must be >= 2 (scores need two clusters), got {k_min}")
+    if k_max < k_min:
+        raise ValueError(f"--k-max ({k_max}) must be >= --k-min ({k_min})")
+    if eta < 2:
+        raise ValueError(f"eta must be >= 2, got {eta}")
+
+
+def plan_rungs(n_total, fraction, n_configs, k_max, exhaustive, eta=ETA):
+    """Sample sizes of the rungs, smallest first: ``[n_cap]`` alone when exhaustive.
+
+    Raises ValueError when ``k_max`` is not smaller than the smallest rung (k >= n cannot be clustered).
+    """
+    n_cap = max(1, int(round(fraction * n_total)))
+    sizes = [n_cap] if exhaustive else samples.rung_sizes(n_cap, k_max, n_configs, eta)
+    if k_max >= sizes[0]:
+        raise ValueError(f"--k-max={k_max} needs more rows than the smallest sample has: {sizes[0]:,} rows "
+                         f"(--fraction {fraction} of {n_total:,} playlists); k must be < n. Lower --k-max or "
+                         "raise --fraction.")
+    return sizes
+
+
+def _configs(models, k_min, k_max):
+    return [{"model": m, "k": k} for m in models for k in range(k_min, k_max + 1)]
+
+
+def _key(model, k):
+    return f"{model}:{int(k)}"
+
+
+def _default_name(features, settings):
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    stem = Path(str(features).split("?")[0]).stem
+    mode = "-exhaustive" if settings["exhaustive"] else ""
+    return f"{stem}-f{settings['fraction']:g}-k{settings['k_min']}-{settings['k_max']}{mode}-{digest}"
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def _write_json(path, record):
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _write_table(df, parquet_path, csv_path=None):
+    with atomic_file(parquet_path) as tmp:
+        df.to_parquet(tmp, index=False)
+    if csv_path is not None:
+        with atomic_file(csv_path) as tmp:
+            df.to_csv(tmp, index=False)
+
+
+class Ledger:
+    """Append-only record of one rung's trial results, durable as each one arrives (JSON lines, fsync'd).
+
+    A line is either ``{"event": "attempt", "attempt": j}`` (an experiment over the rung started) or
+    ``{"event": "result", ...leaderboard row...}``. A last line cut by a crash is ignored when read.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def read(self):
+        """Return ``(results, attempts)``: the result rows by config key, and how many attempts started."""
+        results, attempts = {}, 0
+        if not self.path.exists():
+            return results, attempts
+        lines = self.path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines) - 1:
+                    break  # cut by a crash while writing: that result was not recorded
+                raise ValueError(f"{self.path}: line {number + 1} is not valid JSON") from None
+            if record["event"] == "attempt":
+                attempts += 1
+            else:
+                results[_key(record["model"], record["k"])] = record
+        return results, attempts
+
+    def append(self, record):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record, default=_json_default) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class _Storage:
+    """Where Ray Tune writes its experiments, and (for a URI) where the run's result files are mirrored."""
+
+    def __init__(self, storage, run_dir, name):
+        self.uri = storage
+        if storage is None:
+            self.filesystem, self.base = None, str((Path(run_dir) / "ray").resolve())
+        else:
+            filesystem, path = filesystem_and_path(storage)
+            self.filesystem = filesystem if is_uri(storage) else None
+            self.base = f"{path.rstrip('/')}/{name}"
+        self.mirrors = storage is not None and is_uri(storage)
+
+    def describe(self):
+        return self.base if self.uri is None or not is_uri(self.uri) else f"{self.uri} (run folder {self.base})"
+
+    def mirror(self, run_dir, relative_paths):
+        """Copy files of RESULTS/RUN (relative paths) to ``<storage>/<RUN>/`` when storage is a URI."""
+        if not self.mirrors:
+            return
+        local = pafs.LocalFileSystem()
+        for relative in relative_paths:
+            source = Path(run_dir) / relative
+            if not source.exists():
+                continue
+            target = f"{self.base}/{relative}"
+            self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            pafs.copy_files(str(source.resolve()), target, source_filesystem=local,
+                            destination_filesystem=self.filesystem)
+
+    def fetch(self, run_dir, relative):
+        """Copy ``<storage>/<RUN>/<relative>`` to RESULTS/RUN when it exists there only; True if fetched."""
+        if not self.mirrors:
+            return False
+        source = f"{self.base}/{relative}"
+        if self.filesystem.get_file_info(source).type != pafs.FileType.File:
+            return False
+        with atomic_file(Path(run_dir) / relative) as tmp:
+            pafs.copy_files(source, str(tmp.resolve()), source_filesystem=self.filesystem,
+                            destination_filesystem=pafs.LocalFileSystem())
+        return True
+
+
+# --------------------------------------------------------------------------------------------- Ray
+
+
+def _ledger_callback(ledger, attempt):
+    from ray.tune import Callback
+
+    class LedgerCallback(Callback):
+        """Appends every trial result to the rung's ledger as soon as it reaches the driver."""
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            row = {column: result.get(column) for column in LEADERBOARD_COLUMNS if column != "trial_id"}
+            ledger.append({"event": "result", **row, "trial_id": trial.trial_id, "attempt": attempt})
+
+    return LedgerCallback()
+
+
+def _connect(address, num_cpus):
+    """Join the cluster at ``address`` or start a local Ray; returns True if this call started/joined it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        # The dashboard stays off: an exposed dashboard is remote code execution (CVE-2023-48022).
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def _build_shared_structures(x_ref, structures, n, seed):
+    """Launch one build task per shared structure (in parallel); returns {structure: ref of (built, info)}."""
+    import ray
+
+    from raysweep._trainable import build_shared
+
+    task = ray.remote(num_cpus=1)(build_shared)
+    return {structure: task.remote(structure, x_ref, n, seed) for structure in structures}
+
+
+def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, seed, query_points, exact_max_n):
+    """One Ray Tune experiment over ``pending`` configs at one rung; returns rows of trials that errored."""
+    from ray import tune
+
+    from raysweep._trainable import sweep_trial
+
+    trainable = tune.with_resources(tune.with_parameters(sweep_trial, data=refs), {"cpu": 1})
+    ordered = sorted(pending, key=lambda c: (-c["k"], _COST_ORDER[c["model"]]))
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search(ordered), "rung": rung, "n": n, "seed": seed,
+                     "query_points": query_points, "exact_max_n": exact_max_n},
+        tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_trial_dirname),
+        run_config=tune.RunConfig(
+            name=experiment, storage_path=storage.base, storage_filesystem=storage.filesystem, verbose=0,
+            callbacks=callbacks, failure_config=tune.FailureConfig(max_failures=2),
+        ),
+    )
+    grid = tuner.fit()
+    failed = []
+    for result in grid:
+        if result.error is not None:
+            config = result.config["trial"]
+            failed.append({"model": config["model"], "k": config["k"], "rung": rung, "n": n,
+                           "status": f"error: {type(result.error).__name__}: {str(result.error).splitlines()[0]}",
+                           "trial_id": result.metrics.get("trial_id", "") if result.metrics else ""})
+    return failed
+
+
+def _trial_dirname(trial):
+    return f"{trial.config['trial']['model']}_k{trial.config['trial']['k']}_{trial.trial_id}"
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+def _frame(rows):
+    df = pd.DataFrame(rows)
+    for column in LEADERBOARD_COLUMNS:
+        if column not in df.columns:
+            df[column] = np.nan if column not in ("status", "warnings", "trial_id", "shared_build") else ""
+    for column in ("warnings", "trial_id", "shared_build"):
+        df[column] = df[column].fillna("").astype(str)
+    df["effective_k"] = df["effective_k"].astype("Int64")
+    return df[LEADERBOARD_COLUMNS].sort_values(["rung", "model", "k"], kind="stable").reset_index(drop=True)
+
+
+def _write_tensorboard(leaderboard, out_dir):
+    """Per-model curves with k on the x axis: ``<out_dir>/<model>/`` with tags ``top_rung/<metric>``, ``rung_<r>/...``."""
+    from tensorboardX import SummaryWriter
+
+    from raysweep.storage import atomic_dir
+
+    top = int(leaderboard["rung"].max())
+    metrics = ("silhouette", "silhouette_se", "davies_bouldin", "calinski_harabasz")
+    with atomic_dir(out_dir) as tmp:
+        for model, rows in leaderboard.groupby("model"):
+            writer = SummaryWriter(logdir=str(tmp / model))
+            for _, row in rows.sort_values(["rung", "k"]).iterrows():
+                prefix = "top_rung" if row["rung"] == top else f"rung_{int(row['rung'])}"
+                for metric in metrics:
+                    if pd.notna(row[metric]):
+                        writer.add_scalar(f"{prefix}/{metric}", float(row[metric]), global_step=int(row["k"]))
+            writer.close()
+
+
+def _versions():
+    names = ("raysweep", "ray", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow")
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+# --------------------------------------------------------------------------------------------- the sweep
+
+
+def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max=100, exhaustive=False,
+              results="results", name=None, address=None, storage=None, seed=0, eta=ETA,
+              query_points=DEFAULT_QUERY_POINTS, exact_max_n=EXACT_SILHOUETTE_MAX_N, num_cpus=None,
+              progress=True):
+    """Run (or resume) a sweep and write its results to ``RESULTS/RUN/``.
+
+    Parameters
+    ----------
+    features : str or Path, default=None
+        Feature matrix (local path or pyarrow URI); None uses the embedded default data set.
+    fraction : float, default=0.1
+        The top rung holds this fraction of the playlists.
+    models : sequence of str, default=MODEL_NAMES
+    k_min, k_max : int, default=2, 100
+    exhaustive : bool, default=False
+        Every config runs at the top rung only (no early stopping): the reference.
+    results : str or Path, default="results"
+    name : str, default=None
+        Run name; None derives a stable one from the settings, so the same command resumes the same run.
+    address : str, default=None
+        Ray cluster to join (``auto`` inside one); None starts a local Ray (unless one is already running).
+    storage : str, default=None
+        Where Ray Tune writes its experiments (local path or URI such as ``s3://bucket/prefix``); None means
+        ``RESULTS/RUN/ray``. With a URI, the run's result files are also copied to ``<storage>/<RUN>/``.
+    seed : int, default=0
+        Seed of the permutation (the samples) and of the models.
+    eta : int, default=3
+        Successive halving factor: samples grow and configs shrink by it.
+    query_points : int, default=DEFAULT_QUERY_POINTS
+        Silhouette query points above ``exact_max_n`` rows.
+    exact_max_n : int, default=EXACT_SILHOUETTE_MAX_N
+        Exact silhouette at or below this many rows.
+    num_cpus : int, default=None
+        CPUs of a local Ray (None: all).
+    progress : bool, default=True
+        Print the compact progress line to stderr.
+
+    Returns
+    -------
+    run_dir : Path
+        ``RESULTS/RUN``, holding leaderboard.parquet/.csv, winner.json, run.json, plots/, tensorboard/, rungs/.
+    """
+    started = time.perf_counter()
+    models = list(models)
+    _check_settings(fraction, models, k_min, k_max, eta)
+    if features is None:
+        from raysweep.default_data import default_features
+
+        features = default_features()
+    matrix = read_feature_matrix(features)
+    n_total = len(matrix.pid)
+    configs = _configs(models, k_min, k_max)
+    sizes = plan_rungs(n_total, fraction, len(configs), k_max, exhaustive, eta)
+    scaling = matrix.scaling()
+    settings = {"features": str(features), "n_total": n_total, "feature_columns": matrix.columns,
+                "fraction": fraction, "models": models, "k_min": k_min, "k_max": k_max, "exhaustive": exhaustive,
+                "seed": seed, "eta": eta, "query_points": query_points, "exact_max_n": exact_max_n}
+    name = name or _default_name(features, settings)
+    run_dir = Path(results) / name
+    _check_same_run(run_dir / "rungs" / "settings.json", settings, name)
+    store = _Storage(storage, run_dir, name)
+    _write_json(run_dir / "rungs" / "settings.json", settings)
+    store.mirror(run_dir, ["rungs/settings.json"])
+
+    order = samples.permutation(n_total, seed)
+    X = np.ascontiguousarray(matrix.scaled()[order[: sizes[-1]]])
+
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our progress line instead
+    started_ray = _connect(address, num_cpus)
+    import ray
+
+    try:
+        x_ref = ray.put(X)  # once per run: every rung's trials and builds read their prefix of it
+        alive = configs
+        rung_records, frames, builds = [], [], []
+        stopped = 0
+        for rung, n in enumerate(sizes):
+            rows, rung_builds = _run_or_read_rung(run_dir, store, rung, n, alive, len(sizes), stopped, x_ref,
+                                                  seed, query_points, exact_max_n, progress)
+            builds.extend(rung_builds)
+            frame = _frame(rows)
+            frames.append(frame)
+            top = rung == len(sizes) - 1
+            promoted = [] if top else selection.rank_configs(frame).head(samples.promoted_count(len(alive), eta))
+            rung_records.append({"rung": rung, "n": n, "configs": len(alive),
+                                 "promoted": 0 if top else len(promoted),
+                                 "silhouette": "exact" if n <= exact_max_n else
+                                 f"query estimator, first {min(query_points, n):,} rows of the sample"})
+            if not top:
+                stopped += len(alive) - len(promoted)
+                alive = [{"model": row.model, "k": int(row.k)} for row in promoted.itertuples()]
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+    leaderboard = pd.concat(frames, ignore_index=True)
+    _write_outputs(run_dir, store, leaderboard, rung_records, builds, settings, scaling, matrix, storage,
+                   time.perf_counter() - started)
+    return run_dir
+
+
+def _check_same_run(path, settings, name):
+    if not path.exists():
+        return
+    previous = json.loads(path.read_text())
+    differ = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
+    if differ:
+        raise ValueError(f"run {name!r} already exists with other settings ({', '.join(differ)} differ; see {path}): "
+                         "pass another --name, or the same settings to resume it")
+
+
+def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, seed, query_points, exact_max_n,
+                      progress):
+    """The leaderboard rows of one rung: read back when finished earlier, else computed (resuming a ledger)."""
+    from raysweep._progress import ProgressLine
+    from raysweep._trainable import SHARED_STRUCTURE
+
+    relative = f"rungs/rung_{rung}.parquet"
+    path = run_dir / relative
+    if path.exists() or store.fetch(run_dir, relative):
+        rows = pd.read_parquet(path)
+        _check_rung_configs(rows, alive, path)
+        return rows.to_dict("records"), []
+
+    ledger = Ledger(run_dir / "rungs" / f"rung_{rung}.trials.jsonl")
+    done, attempts = ledger.read()
+    pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
+    failed, builds = [], []
+    if pending:
+        import ray
+
+        structures = sorted({SHARED_STRUCTURE[c["model"]] for c in pending if c["model"] in SHARED_STRUCTURE})
+        refs = {"X": x_ref, **_build_shared_structures(x_ref, structures, n, seed)}
+        builds = [{"rung": rung, **ray.get(refs[s])[1]} for s in structures]
+        with open(run_dir / "rungs" / "builds.jsonl", "a") as handle:
+            handle.writelines(json.dumps(build) + "\n" for build in builds)
+        ledger.append({"event": "attempt", "attempt": attempts, "pending": len(pending)})
+        experiment = f"rung_{rung}" if attempts == 0 else f"rung_{rung}-resume{attempts}"
+        callbacks = [_ledger_callback(ledger, attempts)]
+        if progress:
+            callbacks.append(ProgressLine(rung, n_rungs, n, len(alive), stopped, already_done=len(done)))
+        failed = _run_rung_trials(rung, n, pending, refs, store, experiment, callbacks, seed, query_points,
+                                  exact_max_n)
+        done, _ = ledger.read()
+    rows = [done[_key(c["model"], c["k"])] for c in alive if _key(c["model"], c["k"]) in done]
+    recorded = {_key(r["model"], r["k"]) for r in rows}
+    rows += [row for row in failed if _key(row["model"], row["k"]) not in recorded]
+    if len(rows) != len(alive):
+        missing = sorted({_key(c["model"], c["k"]) for c in alive} - {_key(r["model"], r["k"]) for r in rows})
+        raise RuntimeError(f"rung {rung}: no result for {len(missing)} config(s) ({', '.join(missing[:5])}...)")
+    if all(str(r.get("status", "")).startswith("error") for r in rows):
+        raise RuntimeError(f"rung {rung}: every trial failed; first error: {rows[0]['status']}")
+    frame = _frame(rows)
+    _write_table(frame, path)
+    store.mirror(run_dir, [relative])
+    return frame.to_dict("records"), builds
+
+
+def _check_rung_configs(rows, alive, path):
+    found = {_key(m, k) for m, k in zip(rows["model"], rows["k"])}
+    expected = {_key(c["model"], c["k"]) for c in alive}
+    if found != expected:
+        raise ValueError(f"{path}: holds other configs than this run promotes to it; the run folder is "
+                         "inconsistent: delete it or use another --name")
+
+
+def _write_outputs(run_dir, store, leaderboard, rung_records, builds, settings, scaling, matrix, storage, seconds):
+    from raysweep.plots import write_plots
+
+    _write_table(leaderboard, run_dir / "leaderboard.parquet", run_dir / "leaderboard.csv")
+    top = leaderboard[leaderboard["rung"] == leaderboard["rung"].max()]
+    winner = selection.select_winner(top)
+    eta = settings["eta"]
+    winner["promotion"] = {"rule": PROMOTION_RULE.format(eta=eta), "reasoning": PROMOTION_REASONING,
+                           "exhaustive": settings["exhaustive"]}
+    _write_json(run_dir / "winner.json", winner)
+    plots = write_plots(leaderboard, rung_records, run_dir / "plots")
+    _write_tensorboard(leaderboard, run_dir / "tensorboard")
+
+    all_builds = _read_builds(run_dir / "rungs" / "builds.jsonl") or builds
+    counts = {}
+    for build in all_builds:
+        counts.setdefault(build["structure"], {}).setdefault(str(build["rung"]), 0)
+        counts[build["structure"]][str(build["rung"])] += 1
+    ward = [b for b in all_builds if b["structure"] == "ward_tree"]
+    birch = [b for b in all_builds if b["structure"] == "birch_cf_tree"]
+    run_record = {
+        "name": run_dir.name,
+        "features": settings["features"],
+        "feature_columns": settings["feature_columns"],
+        "scaling": scaling,
+        "seed": settings["seed"],
+        "fraction": settings["fraction"],
+        "n_total": settings["n_total"],
+        "rungs": rung_records,
+        "promotion": {"rule": PROMOTION_RULE.format(eta=eta), "reasoning": PROMOTION_REASONING, "eta": eta},
+        "models": settings["models"],
+        "k_min": settings["k_min"],
+        "k_max": settings["k_max"],
+        "exhaustive": settings["exhaustive"],
+        "agglomerative_method": {str(b["rung"]): b["agglomerative_method"] for b in ward},
+        "birch_threshold": {str(b["rung"]): b["birch_threshold"] for b in birch},
+        "silhouette": {"exact_max_n": settings["exact_max_n"], "query_points": settings["query_points"],
+                       "estimator": "above exact_max_n rows: the first query_points rows of the rung's sample "
+                                    "(a uniform random subset, the same playlists for every config and rung), "
+                                    "each scored exactly against all n rows; SE with finite-population correction",
+                       "per_rung": {str(r["rung"]): r["silhouette"] for r in rung_records}},
+        "shared_builds": {"counts": counts, "builds": all_builds},
+        "permutation": "numpy.random.default_rng(seed).permutation(n_total); rung r = its first n_r rows",
+        "plots": [str(p.relative_to(run_dir)) for p in plots],
+        "versions": _versions(),
+        "storage": store.describe(),
+        "wall_seconds": seconds,
+    }
+    _write_json(run_dir / "run.json", run_record)
+    store.mirror(run_dir, ["leaderboard.parquet", "leaderboard.csv", "winner.json", "run.json", "plots",
+                           "tensorboard", "rungs"])
+
+
+def _read_builds(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="python -m raysweep.tune", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", help="feature matrix (Parquet path or URI); default: the embedded demo data")
+    parser.add_argument("--fraction", type=float, default=0.1, help="top sample as a fraction of the playlists")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated model families")
+    parser.add_argument("--k-min", type=int, default=2)
+    parser.add_argument("--k-max", type=int, default=100)
+    parser.add_argument("--exhaustive", action="store_true", help="no early stopping: every config at the top rung")
+    parser.add_argument("--results", default="results", help="results folder (RESULTS)")
+    parser.add_argument("--name", help="run name (RUN); default derived from the settings, so reruns resume")
+    parser.add_argument("--address", help="Ray cluster to join ('auto' inside one); default: start a local Ray")
+    parser.add_argument("--storage", help="Ray Tune storage: path or URI (s3://...); default RESULTS/RUN/ray")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eta", type=int, default=ETA, help="successive halving factor")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        run_dir = run_sweep(args.features, fraction=args.fraction, models=[m for m in args.models.split(",") if m],
+                            k_min=args.k_min, k_max=args.k_max, exhaustive=args.exhaustive, results=args.results,
+                            name=args.name, address=args.address, storage=args.storage, seed=args.seed,
+                            eta=args.eta)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"raysweep.tune: error: {exc}", file=sys.stderr)
+        return 2
+    winner = json.loads((run_dir / "winner.json").read_text())
+    print(f"winner: {winner['model']} k={winner['k']} ({json.dumps(winner['scores'])})")
+    print(f"results in {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
