@@ -1,0 +1,97 @@
+"""Benchmark of the finalizer: KMeans k=17 refit on 1,000,000 playlists x 13 features (issue 5: <= 2 min).
+
+The features are Gaussian blobs drawn with NumPy (17 overlapping centres in 13 dimensions, raw units offset and
+scaled like audio features), written as a feature matrix with a standard scaling record; a run folder with a
+KMeans k=17 winner is written by hand, and ``python -m raysweep.finalize --run ...`` runs in a subprocess, timed
+end to end (interpreter start, reading, refit, assignments, profiles, stability on the 2% and 10% samples, plots,
+report). Peak RSS is the subprocess's maximum resident set (getrusage of children).
+
+    python benchmarks/bench_finalize.py [--rows 1000000] [--k 17] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from raysweep.feature_matrix import write_feature_matrix
+
+COLUMNS = ["danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness", "instrumentalness",
+           "liveness", "valence", "tempo", "duration_ms", "time_signature"]
+
+
+def blob_features(rows: int, centres: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw feature values (rows, 13) from overlapping Gaussian blobs, and their pids."""
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(0.0, 1.5, size=(centres, len(COLUMNS)))
+    planted = rng.integers(0, centres, size=rows)
+    standard = centre[planted] + rng.standard_normal((rows, len(COLUMNS)))
+    # Raw units of different magnitudes (tempo ~120, duration ~2e5 ms), as audio features have.
+    scale = np.geomspace(0.05, 5e4, len(COLUMNS))
+    offset = np.linspace(0.0, 2e5, len(COLUMNS))
+    return (standard * scale + offset).astype(np.float32), np.arange(rows, dtype=np.int64)
+
+
+def write_run(folder: Path, rows: int, k: int, seed: int) -> Path:
+    """A sweep run folder whose winner is KMeans with ``k`` clusters, for blob features of ``rows`` rows."""
+    values, pid = blob_features(rows, centres=k, seed=seed)
+    mean = values.mean(axis=0, dtype=np.float64)
+    std = values.std(axis=0, dtype=np.float64)
+    scaling = {"kind": "standard", "mean": mean.tolist(), "std": std.tolist()}
+    features = folder / "features.parquet"
+    write_feature_matrix(features, pid, values, COLUMNS, {"source": "bench blobs", "scaling": scaling})
+    run = folder / "results" / "bench"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({
+        "name": "bench", "features": str(features), "feature_columns": COLUMNS, "scaling": scaling, "seed": seed,
+        "fraction": 1.0, "n_total": rows, "rungs": [], "models": ["kmeans"], "k_min": k, "k_max": k,
+        "exhaustive": True}))
+    (run / "winner.json").write_text(json.dumps({"model": "kmeans", "k": k, "rule": "benchmark: given",
+                                                 "scores": {}}))
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--k", type=int, default=17)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", help="write the run here and keep it (default: a temporary folder)")
+    parser.add_argument("--full", action="store_true", help="accepted for make bench; the default is the full size")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench_finalize_") as scratch:
+        folder = Path(args.keep) if args.keep else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        run = write_run(folder, args.rows, args.k, args.seed)
+        generate_seconds = time.perf_counter() - start
+
+        command = [sys.executable, "-m", "raysweep.finalize", "--run", str(run), "--quiet"]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux reports KiB
+
+        summary = json.loads((run / "final" / "final.json").read_text())
+        figures = {"rows": args.rows, "features": len(COLUMNS), "k": args.k, "wall_seconds": round(wall, 1),
+                   "peak_rss_mib": round(peak_rss_mib), "within_2_min": wall <= 120,
+                   "generate_seconds": round(generate_seconds, 1), "steps_seconds": summary["seconds"],
+                   "kmeans_iterations": summary["method"].get("n_iter"),
+                   "stability_ari": {f"{c['fraction']:.0%}": c["ari"] for c in summary["stability"]}}
+    print(f"command: python benchmarks/bench_finalize.py --rows {args.rows} --k {args.k}")
+    print(f"finalize (subprocess): {' '.join(command[1:])}")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
