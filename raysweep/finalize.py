@@ -118,7 +118,13 @@ def load_features(run_record: dict, features: str | os.PathLike | None = None) -
     ``feature_columns``; raises naming the file when it lacks a column or does not hold the sweep's playlists.
     """
     location = features if features is not None else run_record["features"]
-    matrix = read_feature_matrix(location)
+    try:
+        matrix = read_feature_matrix(location)
+    except FileNotFoundError as exc:
+        if features is not None:
+            raise
+        raise FileNotFoundError(f"{exc}; it is the matrix named in run.json: pass --features PATH if it "
+                                f"moved") from exc
     columns = list(run_record["feature_columns"])
     missing = [c for c in columns if c not in matrix.columns]
     if missing:
