@@ -37,9 +37,9 @@ MAX_IDS_PER_REQUEST = 100  # the audio-features endpoint's limit
 
 ACCESS_DENIED_HELP = (
     "Spotify refused the audio-features request (HTTP {status}). Since 2024-11-27 Spotify no longer serves "
-    "audio-features (or audio-analysis) to apps created after that date, or still in development mode; only "
-    "older apps with extended access get them. Nothing more will be fetched; {done} tracks fetched in this run "
-    "are saved in the cache. Alternatives: pass --table PATH with a Parquet/CSV of track audio features you "
+    "audio-features to apps registered on or after that date, nor to older apps still in development mode; only "
+    "apps that already had extended-mode access keep it. Nothing more will be fetched; {done} tracks fetched in "
+    "this run are saved in the cache. Alternatives: pass --table PATH with a Parquet/CSV of track audio features you "
     "already have (track_uri + the 13 fields), or build the offline embedding with "
     "`python -m raysweep.features cooccurrence --dataset DATASET --out EMB.parquet`.")
 
