@@ -220,6 +220,14 @@ def test_features_missing_pids_are_an_error(run_folder, tmp_path):
         finalize(run, features=fewer, quiet=True)
 
 
+def test_moved_feature_matrix_is_an_error_suggesting_features(run_folder, tmp_path):
+    run, _, _ = run_folder
+    (tmp_path / "features.parquet").rename(tmp_path / "moved.parquet")
+    with pytest.raises(FileNotFoundError, match="features.parquet: cannot read it .* pass --features PATH"):
+        finalize(run, quiet=True)
+    assert finalize(run, features=tmp_path / "moved.parquet", quiet=True)["n"] == 2000
+
+
 def test_features_missing_a_column_are_an_error(run_folder, tmp_path):
     run, _, _ = run_folder
     matrix = read_feature_matrix(json.loads((run / "run.json").read_text())["features"])
@@ -275,3 +283,21 @@ def test_cli_prints_the_report_path(run_folder, capsys):
 def test_cli_error_is_one_line_naming_the_problem(tmp_path, capsys):
     assert main(["--run", str(tmp_path / "nowhere")]) == 1
     assert capsys.readouterr().err == f"finalize: error: run folder {tmp_path / 'nowhere'} does not exist\n"
+
+
+@pytest.mark.slow
+def test_finalizes_a_real_sweep(ray_local, tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    from raysweep.tune import run_sweep
+
+    _, pid, planted = make_run(tmp_path, n=3000)
+    run = run_sweep(tmp_path / "features.parquet", fraction=1.0, models=["kmeans", "agglomerative"], k_min=2,
+                    k_max=6, exhaustive=True, results=tmp_path / "sweep", name="e2e", seed=0, progress=False)
+    summary = finalize(run, quiet=True)
+    winner = json.loads((run / "winner.json").read_text())
+    assert (summary["model"], summary["k"]) == (winner["model"], winner["k"]) and summary["k"] == CENTRES
+    assignments = pd.read_parquet(run / "final" / "assignments.parquet")
+    order = np.argsort(pid)
+    assert adjusted_rand_score(planted[order], assignments.sort_values("pid")["cluster"]) == pytest.approx(1.0)
+    assert all(check["ari"] == pytest.approx(1.0) for check in summary["stability"])
