@@ -115,6 +115,8 @@ def sweep_trial(config: dict, data: dict) -> None:
     flat = {"model": model, "k": k, "rung": int(config["rung"]), "n": n, **result,
             "fit_seconds": fit_seconds, "score_seconds": score_seconds, "warnings": "; ".join(warned),
             "shared_build": shared_info.get("build_id", "")}
-    # Nested "score/..." keys become TensorBoard tags grouped under "score".
-    tune.report({**flat, "score": {key: result[key] for key in
-                                   ("silhouette", "silhouette_se", "davies_bouldin", "calinski_harabasz")}})
+    # Nested "score/..." keys become TensorBoard tags grouped under "score". The node id tells nodes apart where
+    # Tune's own node_ip cannot (several Ray nodes on one host, as in the multi-node test).
+    tune.report({**flat, "node_id": ray.get_runtime_context().get_node_id(),
+                 "score": {key: result[key] for key in
+                           ("silhouette", "silhouette_se", "davies_bouldin", "calinski_harabasz")}})
