@@ -460,7 +460,8 @@ def library_versions() -> dict:
 
 def finalize(run: str | os.PathLike, model: str | None = None, k: int | None = None,
              features: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None,
-             fractions=STABILITY_FRACTIONS, plot_sample: int = PLOT_SAMPLE, quiet: bool = False) -> dict:
+             fractions=STABILITY_FRACTIONS, plot_sample: int = PLOT_SAMPLE, plots: bool = True,
+             quiet: bool = False) -> dict:
     """Refit the winner (or ``model`` and ``k``) on every playlist and write ``RUN/final/``.
 
     Parameters
@@ -471,6 +472,7 @@ def finalize(run: str | os.PathLike, model: str | None = None, k: int | None = N
     dataset : ingest output folder; adds the top playlist names, artists and tracks per cluster
     fractions : sample fractions for the stability check
     plot_sample : points in the 2-D projection plot
+    plots : draw the plots (they need matplotlib; without it they are skipped with a message)
     quiet : no progress lines on stderr
 
     Returns
@@ -551,15 +553,17 @@ def finalize(run: str | os.PathLike, model: str | None = None, k: int | None = N
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         step("write tables and model", begun)
 
-        begun = time.perf_counter()
-        plots = write_plots(tmp / "plots", sample, sample_labels, profiles, z, matrix.columns, seed)
-        step("plots", begun)
+        drawn = {}
+        if plots:
+            begun = time.perf_counter()
+            drawn = write_plots(tmp / "plots", sample, sample_labels, profiles, z, matrix.columns, seed)
+            step("plots", begun)
 
         summary = {
             "run": run_record.get("name", run_dir.name), "model": model, "k": k, "source": source,
             "effective_k": int(len(profiles)), "n": int(len(X)), "features": str(matrix.path),
             "feature_columns": matrix.columns, "dataset": None if dataset is None else str(dataset),
-            "method": method, "winner": winner, "stability": checks, "plots": plots,
+            "method": method, "winner": winner, "stability": checks, "plots": drawn,
             "sha256": model_record["sha256"], "seconds": {**seconds, "total": 0.0},
         }
         summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
@@ -664,7 +668,7 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
     titles = {"sizes": "Cluster sizes", "profiles": "Feature profiles",
               "projection": "2-D projection (PCA) of a sample", "names": "Playlist names per cluster"}
     lines += [f"![{titles[name]}]({path})" for name, path in summary["plots"].items()] or [
-        "(matplotlib is not installed: no plots)"]
+        "(none drawn: plots were turned off, or matplotlib is not installed)"]
     lines += ["", "## Files", "",
               "- `assignments.parquet`: pid, cluster, distance to the cluster centre (scaled space)"
               + (", probability of the assigned component" if model == "gmm" else ""),
@@ -699,11 +703,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, help="number of clusters (with --model)")
     parser.add_argument("--features", help="feature matrix instead of the one in run.json (same playlists)")
     parser.add_argument("--dataset", help="ingest output folder: adds top names, artists and tracks per cluster")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     try:
         summary = finalize(args.run, model=args.model, k=args.k, features=args.features, dataset=args.dataset,
-                           quiet=args.quiet)
+                           plots=not args.no_plots, quiet=args.quiet)
     except (FileNotFoundError, ValueError) as exc:
         print(f"finalize: error: {exc}", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """Tests of raysweep.finalize on hand-made run folders (make_blobs features) and one tiny real sweep."""
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from raysweep.models import MODEL_NAMES
 
 COLUMNS = ["danceability", "energy", "tempo"]
 CENTRES = 4
+QUICK = {"quiet": True, "plots": False}  # plots are tested on their own: they dominate the run time
 
 
 def make_run(folder, n=2000, model="kmeans", k=CENTRES, winner=True, seed=0):
@@ -68,7 +70,7 @@ def run_folder(tmp_path):
 
 def test_assignments_cover_every_pid_once(run_folder):
     run, pid, _ = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     assignments = pd.read_parquet(run / "final" / "assignments.parquet")
     assert sorted(assignments["pid"]) == sorted(pid)
     assert assignments["pid"].is_unique
@@ -80,14 +82,14 @@ def test_clusters_recover_planted_blobs(run_folder):
     from sklearn.metrics import adjusted_rand_score
 
     run, _, planted = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     assignments = pd.read_parquet(run / "final" / "assignments.parquet")
     assert adjusted_rand_score(planted, assignments["cluster"]) == pytest.approx(1.0)
 
 
 def test_profiles_agree_with_pandas_groupby_in_original_units(run_folder):
     run, _, _ = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     matrix = read_feature_matrix(json.loads((run / "run.json").read_text())["features"])
     assignments = pd.read_parquet(run / "final" / "assignments.parquet")
     frame = pd.DataFrame(matrix.values.astype(np.float64), columns=COLUMNS).assign(pid=matrix.pid)
@@ -102,14 +104,14 @@ def test_profiles_agree_with_pandas_groupby_in_original_units(run_folder):
 
 def test_stability_ari_is_one_on_well_separated_blobs(run_folder):
     run, _, _ = run_folder
-    summary = finalize(run, quiet=True)
+    summary = finalize(run, **QUICK)
     assert [check["fraction"] for check in summary["stability"]] == [0.02, 0.10]
     assert [check["ari"] for check in summary["stability"]] == [pytest.approx(1.0), pytest.approx(1.0)]
 
 
 def test_stability_skips_a_sample_too_small_for_k(tmp_path):
     run, _, _ = make_run(tmp_path, n=600)
-    summary = finalize(run, quiet=True)
+    summary = finalize(run, **QUICK)
     small = summary["stability"][0]
     assert small["n"] == 12 and small["ari"] is None
     assert small["status"].startswith("skipped")
@@ -117,7 +119,7 @@ def test_stability_skips_a_sample_too_small_for_k(tmp_path):
 
 def test_loaded_model_predicts_the_assignments(run_folder):
     run, _, _ = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     model = load_model(run / "final")
     matrix = read_feature_matrix(json.loads((run / "run.json").read_text())["features"])
     assignments = pd.read_parquet(run / "final" / "assignments.parquet")
@@ -128,7 +130,7 @@ def test_loaded_model_predicts_the_assignments(run_folder):
 
 def test_hash_check_refuses_a_changed_artifact(run_folder):
     run, _, _ = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     artifact = run / "final" / "model.joblib"
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -139,7 +141,7 @@ def test_hash_check_refuses_a_changed_artifact(run_folder):
 
 def test_loaded_model_refuses_features_missing_a_column(run_folder):
     run, _, _ = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     model = load_model(run / "final")
     with pytest.raises(ValueError, match="lack the columns the model was fitted on: tempo"):
         model.predict(pd.DataFrame({"danceability": [0.5], "energy": [0.1]}))
@@ -148,7 +150,7 @@ def test_loaded_model_refuses_features_missing_a_column(run_folder):
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_every_model_family_finalizes(tmp_path, model):
     run, pid, _ = make_run(tmp_path, n=800, model=model)
-    summary = finalize(run, quiet=True, fractions=(0.5,))
+    summary = finalize(run, fractions=(0.5,), **QUICK)
     assignments = pd.read_parquet(run / "final" / "assignments.parquet")
     assert len(assignments) == len(pid) and summary["model"] == model
     assert ("probability" in assignments) == (model == "gmm")
@@ -158,32 +160,32 @@ def test_every_model_family_finalizes(tmp_path, model):
 
 def test_rerun_replaces_the_previous_result(run_folder):
     run, _, _ = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     (run / "final" / "stale.txt").write_text("from an earlier run")
-    finalize(run, model="kmeans", k=3, quiet=True)
+    finalize(run, model="kmeans", k=3, **QUICK)
     assert not (run / "final" / "stale.txt").exists()
     assert json.loads((run / "final" / "model.json").read_text())["k"] == 3
 
 
 def test_failed_run_keeps_the_previous_result(run_folder, tmp_path):
     run, _, _ = run_folder
-    finalize(run, quiet=True)
+    finalize(run, **QUICK)
     before = (run / "final" / "assignments.parquet").read_bytes()
     with pytest.raises(FileNotFoundError, match="dataset .* no playlists/"):
         (tmp_path / "empty").mkdir()
-        finalize(run, dataset=tmp_path / "empty", quiet=True)
+        finalize(run, dataset=tmp_path / "empty", **QUICK)
     assert (run / "final" / "assignments.parquet").read_bytes() == before
 
 
 def test_run_without_winner_is_an_error_naming_it(tmp_path):
     run, _, _ = make_run(tmp_path, winner=False)
     with pytest.raises(FileNotFoundError, match="has no winner.json .* pass --model and --k"):
-        finalize(run, quiet=True)
+        finalize(run, **QUICK)
 
 
 def test_run_without_winner_finalizes_the_given_model(tmp_path):
     run, _, _ = make_run(tmp_path, winner=False)
-    summary = finalize(run, model="kmeans", k=3, quiet=True)
+    summary = finalize(run, model="kmeans", k=3, **QUICK)
     assert summary["effective_k"] == 3 and summary["source"] == "given on the command line"
 
 
@@ -208,7 +210,7 @@ def test_bad_model_or_k_is_an_error_naming_it(model, k, message):
 def test_missing_run_json_is_an_error_naming_the_file(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(FileNotFoundError, match="run.json: no such file"):
-        finalize(tmp_path / "run", quiet=True)
+        finalize(tmp_path / "run", **QUICK)
 
 
 def test_features_missing_pids_are_an_error(run_folder, tmp_path):
@@ -217,15 +219,15 @@ def test_features_missing_pids_are_an_error(run_folder, tmp_path):
     fewer = tmp_path / "fewer.parquet"
     write_feature_matrix(fewer, matrix.pid[:-5], matrix.values[:-5], matrix.columns, matrix.metadata)
     with pytest.raises(ValueError, match="fewer.parquet: 1,995 playlists, .* missing 5 pids"):
-        finalize(run, features=fewer, quiet=True)
+        finalize(run, features=fewer, **QUICK)
 
 
 def test_moved_feature_matrix_is_an_error_suggesting_features(run_folder, tmp_path):
     run, _, _ = run_folder
     (tmp_path / "features.parquet").rename(tmp_path / "moved.parquet")
     with pytest.raises(FileNotFoundError, match="features.parquet: cannot read it .* pass --features PATH"):
-        finalize(run, quiet=True)
-    assert finalize(run, features=tmp_path / "moved.parquet", quiet=True)["n"] == 2000
+        finalize(run, **QUICK)
+    assert finalize(run, features=tmp_path / "moved.parquet", **QUICK)["n"] == 2000
 
 
 def test_features_missing_a_column_are_an_error(run_folder, tmp_path):
@@ -234,7 +236,7 @@ def test_features_missing_a_column_are_an_error(run_folder, tmp_path):
     narrower = tmp_path / "narrower.parquet"
     write_feature_matrix(narrower, matrix.pid, matrix.values[:, :2], matrix.columns[:2], {})
     with pytest.raises(ValueError, match="narrower.parquet: lacks the columns the sweep was fitted on: tempo"):
-        finalize(run, features=narrower, quiet=True)
+        finalize(run, features=narrower, **QUICK)
 
 
 def test_dataset_adds_names_artists_and_tracks(run_folder, tmp_path):
@@ -259,7 +261,7 @@ def test_dataset_with_other_pids_is_an_error(run_folder, tmp_path):
     run, pid, planted = run_folder
     dataset = make_dataset(tmp_path, pid + 1, planted)
     with pytest.raises(ValueError, match="dataset .*: 2,000 of the feature matrix's 2,000 pids are not among"):
-        finalize(run, dataset=dataset, quiet=True)
+        finalize(run, dataset=dataset, **QUICK)
 
 
 def test_report_names_winner_stability_and_plots(run_folder):
@@ -276,8 +278,17 @@ def test_report_names_winner_stability_and_plots(run_folder):
 
 def test_cli_prints_the_report_path(run_folder, capsys):
     run, _, _ = run_folder
-    assert main(["--run", str(run), "--quiet"]) == 0
+    assert main(["--run", str(run), "--quiet", "--no-plots"]) == 0
     assert capsys.readouterr().out.strip() == f"report: {run / 'final' / 'report.md'}"
+
+
+def test_without_matplotlib_plots_are_skipped_with_a_message(run_folder, monkeypatch, capsys):
+    run, _, _ = run_folder
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    summary = finalize(run, quiet=True)
+    assert summary["plots"] == {} and not (run / "final" / "plots").exists()
+    assert "matplotlib is not installed, plots skipped" in capsys.readouterr().err
+    assert "(none drawn" in (run / "final" / "report.md").read_text()
 
 
 def test_cli_error_is_one_line_naming_the_problem(tmp_path, capsys):
