@@ -130,13 +130,12 @@ def load_features(run_record: dict, features: str | os.PathLike | None = None) -
     if missing:
         raise ValueError(f"feature matrix {location}: lacks the columns the sweep was fitted on: "
                          f"{', '.join(missing)} (it has {', '.join(matrix.columns)})")
-    n_total = int(run_record["n_total"])
-    if len(matrix.pid) != n_total:
-        shortfall = (f"is missing {n_total - len(matrix.pid):,} pids" if len(matrix.pid) < n_total
-                     else f"has {len(matrix.pid) - n_total:,} pids more")
-        raise ValueError(f"feature matrix {location}: {len(matrix.pid):,} playlists, but the sweep ran on "
-                         f"{n_total:,}: it {shortfall} than the sweep's matrix; the sweep's samples are prefixes "
-                         f"of a permutation of exactly its rows, so finalize needs the same matrix")
+    n, n_total = len(matrix.pid), int(run_record["n_total"])
+    if n != n_total:
+        difference = f"{n_total - n:,} fewer" if n < n_total else f"{n - n_total:,} more"
+        raise ValueError(f"feature matrix {location}: {n:,} playlists, {difference} than the {n_total:,} the sweep "
+                         f"ran on; the sweep's samples are prefixes of a permutation of exactly its rows, so "
+                         f"finalize needs the same matrix")
     order = [matrix.columns.index(c) for c in columns]
     return FeatureMatrix(pid=matrix.pid, values=np.ascontiguousarray(matrix.values[:, order]), columns=columns,
                          metadata=matrix.metadata, path=str(location))
@@ -145,16 +144,15 @@ def load_features(run_record: dict, features: str | os.PathLike | None = None) -
 # --------------------------------------------------------------------------------------------- refit
 
 def fit_options(model: str, run_record: dict) -> dict:
-    """The shared settings the sweep recorded for ``model``, passed to ``fit_final`` for the full refit."""
-    if model == "birch" and run_record.get("birch_threshold") is not None:
-        # The threshold adapted to the largest sample the sweep saw; fit_final adapts it again when absent.
-        threshold = run_record["birch_threshold"]
-        if isinstance(threshold, dict):
-            threshold = threshold[max(threshold, key=lambda rung: int(rung))] if threshold else None
-        elif isinstance(threshold, list):
-            threshold = threshold[-1] if threshold else None
-        return {} if threshold is None else {"threshold": float(threshold)}
-    return {}
+    """The shared settings the sweep recorded for ``model``, passed to ``fit_final`` for the full refit.
+
+    Birch: the threshold of the sweep's top rung (run.json's ``birch_threshold``, keyed by rung); without one,
+    ``fit_final`` adapts a threshold to all rows.
+    """
+    thresholds = run_record.get("birch_threshold") or {}
+    if model != "birch" or not thresholds:
+        return {}
+    return {"threshold": float(thresholds[max(thresholds, key=int)])}
 
 
 def assign(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -172,7 +170,7 @@ def assign(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     probability : ndarray of shape (n_samples,), float32, or None when the model is not a mixture
     """
     labels = np.asarray(estimator.labels_, dtype=np.int32)
-    centres = cluster_centres(estimator, X, labels)
+    centres = np.asarray(estimator.cluster_centers_, dtype=np.float32)
     distance = np.empty(len(X), dtype=np.float32)
     step = 1 << 18  # bounds the (rows, features) temporary to a few MB per feature
     for start in range(0, len(X), step):
@@ -186,18 +184,6 @@ def assign(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
             proba = estimator.predict_proba(X[rows])
             probability[rows] = proba[np.arange(len(proba)), labels[rows]]
     return labels, distance, probability
-
-
-def cluster_centres(estimator, X: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The model's cluster centres (n_clusters, n_features), or the centroids of ``labels`` if it has none."""
-    for attribute in ("cluster_centers_", "means_"):
-        centres = getattr(estimator, attribute, None)
-        if centres is not None:
-            return np.asarray(centres, dtype=np.float32)
-    k = int(labels.max()) + 1
-    sizes = np.bincount(labels, minlength=k).astype(np.float64)
-    sums = np.stack([np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])], axis=1)
-    return (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32)
 
 
 def cluster_profiles(labels: np.ndarray, values: np.ndarray, columns: list[str]) -> pd.DataFrame:
@@ -317,11 +303,11 @@ def describe_from_dataset(dataset: str | os.PathLike, pid: np.ndarray, labels: n
     kept = entry_cluster >= 0  # entries of playlists the feature matrix left out have no cluster
     pairs = pa.table({"cluster": entry_cluster[kept],
                       "track_id": entries.column("track_id").to_numpy()[kept]})
-    track_counts = (pairs.group_by(["cluster", "track_id"]).aggregate([([], "count_all")])
-                    .rename_columns(["cluster", "track_id", "count"]).to_pandas())
+    track_counts = (pairs.group_by(["cluster", "track_id"]).aggregate([([], "count_all")]).to_pandas()
+                    .rename(columns={"count_all": "count"}))
     track_info = tracks.to_pandas()
     track_counts = track_counts.merge(track_info, on="track_id", how="left")
-    top_tracks = _top_per_cluster(track_counts, "track_uri", top,
+    top_tracks = _top_per_cluster(track_counts, "track_id", top,
                                   fields=["track_name", "artist_name", "track_uri"])
     artist_counts = (track_counts.groupby(["cluster", "artist_uri", "artist_name"])["count"].sum()
                      .reset_index())
@@ -361,7 +347,7 @@ def _cluster_lookup(pid: np.ndarray, labels: np.ndarray):
 
 
 def _top_per_cluster(counts: pd.DataFrame, key: str, top: int, fields: list[str] | None = None) -> dict:
-    """{cluster: [{field..., count}, ...]} with the ``top`` largest counts; ties broken by ``key``."""
+    """{cluster: [{field..., count}, ...]} with the ``top`` largest counts; ties broken by ``key`` (ascending)."""
     fields = fields or [key]
     ranked = (counts.sort_values(["cluster", "count", key], ascending=[True, False, True])
               .groupby("cluster").head(top))
