@@ -43,10 +43,13 @@ class ProgressLine(Callback):
         self.running: set[str] = set()
         self.best: tuple[float, str, int] | None = None
         self.interval = interval
-        self.stream = stream if stream is not None else sys.stderr
+        self._stream = stream  # None: sys.stderr, looked up when printing (Tune pickles its callbacks)
         self._last_print = -math.inf
         self._last_line = ""
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    @property
+    def stream(self):
+        return sys.stderr if self._stream is None else self._stream
 
     def line(self) -> str:
         """The current progress line (without a newline)."""
@@ -55,12 +58,15 @@ class ProgressLine(Callback):
                 f"{len(self.running)} running, {self.failed} failed | {self.stopped} stopped | "
                 f"best silhouette: {best}")
 
+    def _tty(self):
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
     def _emit(self, force=False):
         now = time.monotonic()
         line = self.line()
         if line == self._last_line or (not force and now - self._last_print < self.interval):
             return
-        if self._tty:
+        if self._tty():
             # On a terminal the line rewrites itself in place.
             self.stream.write("\r" + line.ljust(len(self._last_line)))
             self.stream.flush()
@@ -90,6 +96,6 @@ class ProgressLine(Callback):
 
     def on_experiment_end(self, trials, **info):
         self._emit(force=True)
-        if self._tty:
+        if self._tty():
             self.stream.write("\n")
             self.stream.flush()

@@ -80,13 +80,15 @@ def _check_settings(fraction, models, k_min, k_max, eta):
         raise ValueError(f"eta must be >= 2, got {eta}")
 
 
-def plan_rungs(n_total, fraction, n_configs, k_max, exhaustive, eta=ETA):
+def plan_rungs(n_total, fraction, n_configs, k_max, exhaustive, eta=ETA, min_rung_size=None):
     """Sample sizes of the rungs, smallest first: ``[n_cap]`` alone when exhaustive.
+
+    ``min_rung_size`` overrides :func:`raysweep.samples.smallest_rung_size` (small test data sets use it).
 
     Raises ValueError when ``k_max`` is not smaller than the smallest rung (k >= n cannot be clustered).
     """
     n_cap = max(1, int(round(fraction * n_total)))
-    sizes = [n_cap] if exhaustive else samples.rung_sizes(n_cap, k_max, n_configs, eta)
+    sizes = [n_cap] if exhaustive else samples.rung_sizes(n_cap, k_max, n_configs, eta, min_rung_size)
     if k_max >= sizes[0]:
         raise ValueError(f"--k-max={k_max} needs more rows than the smallest sample has: {sizes[0]:,} rows "
                          f"(--fraction {fraction} of {n_total:,} playlists); k must be < n. Lower --k-max or "
@@ -236,8 +238,9 @@ def _connect(address, num_cpus):
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
+        # "local" starts a new instance: without it ray.init joins any Ray already running on the machine.
         # The dashboard stays off: an exposed dashboard is remote code execution (CVE-2023-48022).
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     return True
 
 
@@ -333,8 +336,8 @@ def _versions():
 
 def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max=100, exhaustive=False,
               results="results", name=None, address=None, storage=None, seed=0, eta=ETA,
-              query_points=DEFAULT_QUERY_POINTS, exact_max_n=EXACT_SILHOUETTE_MAX_N, num_cpus=None,
-              progress=True):
+              query_points=DEFAULT_QUERY_POINTS, exact_max_n=EXACT_SILHOUETTE_MAX_N, min_rung_size=None,
+              num_cpus=None, progress=True):
     """Run (or resume) a sweep and write its results to ``RESULTS/RUN/``.
 
     Parameters
@@ -363,6 +366,8 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         Silhouette query points above ``exact_max_n`` rows.
     exact_max_n : int, default=EXACT_SILHOUETTE_MAX_N
         Exact silhouette at or below this many rows.
+    min_rung_size : int, default=None
+        Smallest sample; None means ``max(20 * k_max, 2000)`` (:func:`raysweep.samples.smallest_rung_size`).
     num_cpus : int, default=None
         CPUs of a local Ray (None: all).
     progress : bool, default=True
@@ -383,11 +388,12 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
     matrix = read_feature_matrix(features)
     n_total = len(matrix.pid)
     configs = _configs(models, k_min, k_max)
-    sizes = plan_rungs(n_total, fraction, len(configs), k_max, exhaustive, eta)
+    sizes = plan_rungs(n_total, fraction, len(configs), k_max, exhaustive, eta, min_rung_size)
     scaling = matrix.scaling()
     settings = {"features": str(features), "n_total": n_total, "feature_columns": matrix.columns,
                 "fraction": fraction, "models": models, "k_min": k_min, "k_max": k_max, "exhaustive": exhaustive,
-                "seed": seed, "eta": eta, "query_points": query_points, "exact_max_n": exact_max_n}
+                "seed": seed, "eta": eta, "query_points": query_points, "exact_max_n": exact_max_n,
+                "min_rung_size": min_rung_size}
     name = name or _default_name(features, settings)
     run_dir = Path(results) / name
     _check_same_run(run_dir / "rungs" / "settings.json", settings, name)
@@ -574,6 +580,7 @@ def _parser():
     parser.add_argument("--storage", help="Ray Tune storage: path or URI (s3://...); default RESULTS/RUN/ray")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eta", type=int, default=ETA, help="successive halving factor")
+    parser.add_argument("--min-rung-size", type=int, help="smallest sample (default max(20 * k_max, 2000))")
     return parser
 
 
@@ -583,7 +590,7 @@ def main(argv=None):
         run_dir = run_sweep(args.features, fraction=args.fraction, models=[m for m in args.models.split(",") if m],
                             k_min=args.k_min, k_max=args.k_max, exhaustive=args.exhaustive, results=args.results,
                             name=args.name, address=args.address, storage=args.storage, seed=args.seed,
-                            eta=args.eta)
+                            eta=args.eta, min_rung_size=args.min_rung_size)
     except (ValueError, FileNotFoundError) as exc:
         print(f"raysweep.tune: error: {exc}", file=sys.stderr)
         return 2
