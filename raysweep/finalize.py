@@ -44,6 +44,8 @@ PLOT_SAMPLE = 20_000  # points in the 2-D projection plot
 TOP = 10  # names, artists and tracks listed per cluster
 RUN_KEYS = ("features", "feature_columns", "scaling", "seed", "n_total")
 MODEL_FORMAT = 1
+SCORE_LABELS = (("silhouette", "silhouette"), ("davies_bouldin", "Davies-Bouldin"),
+                ("calinski_harabasz", "Calinski-Harabasz"), ("mean_rank", "mean rank"))
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -617,9 +619,12 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
         if winner.get("reasoning"):
             lines.append(f"- Why this rule: {winner['reasoning']}")
         scores = winner.get("scores") or {}
-        if scores:
-            lines.append("- Scores in the sweep: " + ", ".join(f"{name} {_number(value)}"
-                                                               for name, value in scores.items()))
+        shown = [f"{label} {_number(scores[name])}" for name, label in SCORE_LABELS if name in scores]
+        if scores.get("silhouette_se"):
+            shown[0] += f" ± {_number(scores['silhouette_se'])} (standard error)"
+        if shown:
+            where = f" (top rung, n = {_number(winner['n'])})" if winner.get("n") else ""
+            lines.append(f"- Scores in the sweep{where}: " + ", ".join(shown))
     elif winner:
         lines.append(f"- The sweep's winner was {winner.get('model')}, k = {winner.get('k')}.")
     method = dict(summary["method"])
@@ -638,7 +643,7 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
               "overall mean (largest three).", ""]
     header = ["cluster", "playlists", "share", "distinctive features"]
     if "top_names" in profiles:
-        header.append("top playlist names")
+        header += ["top playlist names", "top artists"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---:|" * 3 + "---|" * (len(header) - 3)]
     for row, (_, profile) in zip(z, profiles.iterrows()):
         strongest = np.argsort(-np.abs(row))[:3]
@@ -646,6 +651,7 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
                  ", ".join(f"{columns[j]} {row[j]:+.2f}" for j in strongest)]
         if "top_names" in profiles:
             cells.append(", ".join(f"{item['name']} ({item['count']})" for item in profile["top_names"][:3]))
+            cells.append(", ".join(item["artist_name"] for item in profile["top_artists"][:3]))
         lines.append("| " + " | ".join(cells) + " |")
     if "top_names" not in profiles:
         lines += ["", "Playlist names, artists and tracks per cluster need the ingest dataset: rerun with "

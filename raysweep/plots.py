@@ -194,25 +194,32 @@ def plot_cluster_names(names, path, per_cluster=8):
     path : where to write the PNG
     per_cluster : int, names shown per cluster
     """
-    import numpy as np
+    import math
+    import warnings
+
     from matplotlib.figure import Figure
 
     clusters = sorted(names)
-    columns = min(5, max(1, len(clusters)))
+    columns = max(1, min(len(clusters), 10, math.ceil(math.sqrt(1.5 * len(clusters)))))
     rows = -(-len(clusters) // columns)
-    fig = Figure(figsize=(3.0 * columns, 2.4 * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    for ax in axes:
-        ax.set_axis_off()
-    for ax, cluster in zip(axes, clusters):
+    # Text placed in figure coordinates on a grid of cells: a hundred Axes would cost tens of seconds to lay out.
+    header = 0.5  # inches for the title
+    height = 2.4 * rows + header
+    fig = Figure(figsize=(3.0 * columns, height))
+    cell_height = (1 - header / height) / rows
+    for position, cluster in enumerate(clusters):
+        left = (position % columns + 0.5) / columns
+        top = 1 - header / height - (position // columns) * cell_height
+        fig.text(left, top - 0.06 * cell_height, f"cluster {cluster}", ha="center", va="center", fontsize=9,
+                 weight="bold")
         shown = names[cluster][:per_cluster]
-        ax.set_title(f"cluster {cluster}", fontsize=9, weight="bold")
-        if not shown:
-            continue
-        largest = max(count for _, count in shown)
+        largest = max((count for _, count in shown), default=1)
         for line, (name, count) in enumerate(shown):
-            ax.text(0.5, 1 - (line + 0.5) / per_cluster, f"{name} ({count})", ha="center", va="center",
-                    fontsize=6 + 7 * count / largest, transform=ax.transAxes)
-    fig.suptitle("Most common playlist names per cluster")
-    fig.savefig(path, dpi=110)
+            fig.text(left, top - (line + 1.5) / (per_cluster + 2) * cell_height, f"{name} ({count})", ha="center",
+                     va="center", fontsize=6 + round(7 * count / largest))  # few sizes: glyphs are cached per size
+    fig.suptitle("Most common playlist names per cluster", y=1 - 0.25 / height, va="center")
+    with warnings.catch_warnings():
+        # Names keep their emoji; the default font draws a box for them, which is all a word list needs.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(path, dpi=110)
     return path
