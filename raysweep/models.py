@@ -359,7 +359,7 @@ class BirchTree:
     ----------
     birch : sklearn.cluster.Birch, fitted with ``n_clusters=None``
     threshold : float, the threshold finally used
-    attempts : list of dict, every (threshold, n_subclusters) tried
+    attempts : list of dict, every (rows, threshold, n_subclusters) built
     centres_tree : WardTree over ``birch.subcluster_centers_``
     row_subcluster : ndarray of shape (n_rows,), each build row's nearest subcluster
     column_sums : ndarray of shape (n_features,), to recognise the build rows in :func:`birch_labels`
@@ -384,43 +384,51 @@ class BirchTree:
         return int(self.row_subcluster.shape[0])
 
 
-def birch_cf_tree(X, threshold, max_subclusters=BIRCH_MAX_SUBCLUSTERS, growth=1.5, max_attempts=6,
-                  n_threads=None):
+def birch_cf_tree(X, threshold, max_subclusters=BIRCH_MAX_SUBCLUSTERS, growth=1.5, max_attempts=8,
+                  probe_rows=20_000, n_threads=None):
     """Build ONE Birch CF-tree (``n_clusters=None``) and the ward tree of its subcluster centres.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
     threshold : float
-        Usually :func:`birch_threshold`. If the tree has more than ``max_subclusters`` subclusters the
-        threshold is multiplied by ``growth`` and the tree rebuilt, at most ``max_attempts`` times.
+        Usually :func:`birch_threshold`. While the tree has more than ``max_subclusters`` subclusters the
+        threshold is multiplied by ``growth`` and the tree rebuilt (at most ``max_attempts`` builds in all).
+        The subcluster count only grows with more rows, so when X has over twice ``probe_rows`` rows the
+        threshold is first checked on that prefix, where a rebuild is cheap.
     max_subclusters : int, default=BIRCH_MAX_SUBCLUSTERS
     growth : float, default=1.5
-    max_attempts : int, default=6
+    max_attempts : int, default=8
+    probe_rows : int, default=20_000
     n_threads : int, default=None
 
     Returns
     -------
     cf_tree : BirchTree
+        ``attempts`` lists every (rows, threshold, n_subclusters) built.
     """
     X = _check_X(X)
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
     start = time.perf_counter()
     info, attempts = {}, []
+    stages = [probe_rows, X.shape[0]] if X.shape[0] > 2 * probe_rows else [X.shape[0]]
     with _thread_limit(n_threads), _recorded_warnings(info):
-        for attempt in range(max_attempts):
-            birch = Birch(threshold=threshold, n_clusters=None, compute_labels=False)
-            birch.fit(X)
-            count = int(birch.subcluster_centers_.shape[0])
-            attempts.append({"threshold": float(threshold), "n_subclusters": count})
-            if count <= max_subclusters or attempt == max_attempts - 1:
-                break
-            threshold *= growth
+        for rows in stages:
+            while True:
+                birch = Birch(threshold=threshold, n_clusters=None, compute_labels=False).fit(X[:rows])
+                count = int(birch.subcluster_centers_.shape[0])
+                attempts.append({"rows": int(rows), "threshold": float(threshold), "n_subclusters": count})
+                if count <= max_subclusters or len(attempts) >= max_attempts:
+                    break
+                threshold *= growth
         # With n_clusters=None, Birch.predict returns each row's nearest subcluster.
         row_subcluster = birch.predict(X)
         centres = birch.subcluster_centers_
         centres_tree = ward_tree(centres, max_n=centres.shape[0]) if centres.shape[0] >= 2 else None
+    if count > max_subclusters:
+        info.setdefault("warnings", []).append(
+            f"Birch CF-tree has {count} subclusters after {len(attempts)} builds (max_subclusters={max_subclusters})")
     return BirchTree(birch, float(threshold), attempts, centres_tree, np.asarray(row_subcluster),
                      np.asarray(X, dtype=np.float64).sum(axis=0), time.perf_counter() - start, info)
 

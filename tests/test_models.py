@@ -1,0 +1,182 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.cluster import AgglomerativeClustering, Birch, KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from raysweep.models import (
+    MODEL_NAMES,
+    agglomerative_method,
+    birch_cf_tree,
+    birch_labels,
+    birch_threshold,
+    fit_final,
+    gmm_labels,
+    kmeans_labels,
+    ward_labels,
+    ward_tree,
+)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=600, n_features=4, centers=5, cluster_std=1.0, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def tree(blobs):
+    return ward_tree(blobs[0])
+
+
+@pytest.fixture(scope="module")
+def cf_tree(blobs):
+    X, _ = blobs
+    return birch_cf_tree(X, birch_threshold(X, target_subclusters=80))
+
+
+@pytest.mark.parametrize("k", [2, 5, 13, 40, 100])
+def test_ward_cut_equals_agglomerative_clustering(blobs, tree, k):
+    X, _ = blobs
+    labels = ward_labels(tree, k)
+    assert len(np.unique(labels)) == k
+    assert adjusted_rand_score(labels, AgglomerativeClustering(n_clusters=k).fit_predict(X)) == 1.0
+
+
+def test_ward_cut_at_n_gives_singletons(blobs, tree):
+    assert len(np.unique(ward_labels(tree, blobs[0].shape[0]))) == blobs[0].shape[0]
+
+
+def test_capped_ward_extends_the_cut_by_nearest_centroid(blobs):
+    X, y = blobs
+    capped = ward_tree(X, max_n=200)
+    assert capped.capped and capped.n_leaves == 200 and capped.n_rows == 600
+    labels = ward_labels(capped, 5, X)
+    # The tree's rows keep the cut; the well-separated blobs are recovered for every row.
+    assert adjusted_rand_score(labels[:200], AgglomerativeClustering(n_clusters=5).fit_predict(X[:200])) == 1.0
+    assert adjusted_rand_score(labels, y) == 1.0
+
+
+def test_capped_ward_without_X_is_a_clear_error(blobs):
+    with pytest.raises(ValueError, match="capped at 200 of 600 rows: pass X"):
+        ward_labels(ward_tree(blobs[0], max_n=200), 5)
+
+
+def test_ward_cut_rejects_k_above_leaves(tree):
+    with pytest.raises(ValueError, match="k=601 is larger than the number of rows"):
+        ward_labels(tree, 601)
+
+
+def test_agglomerative_method_records_the_cap():
+    small, large = agglomerative_method(1_000, max_n=20_000), agglomerative_method(1_000_000, max_n=20_000)
+    assert not small["capped"] and small["tree_rows"] == 1_000
+    assert large["capped"] and large["tree_rows"] == 20_000 and "nearest centroid" in large["description"]
+
+
+@pytest.mark.parametrize("k", [2, 5, 17, 40])
+def test_birch_global_step_equals_birch_fit_predict(blobs, cf_tree, k):
+    X, _ = blobs
+    expected = Birch(threshold=cf_tree.threshold, n_clusters=k).fit_predict(X)
+    assert adjusted_rand_score(birch_labels(cf_tree, X, k), expected) == 1.0
+
+
+def test_birch_threshold_keeps_subclusters_near_target():
+    X, _ = make_blobs(n_samples=5_000, n_features=6, centers=10, cluster_std=2.0, random_state=0)
+    cf = birch_cf_tree(X, birch_threshold(X, target_subclusters=300))
+    # Default threshold 0.5 would give thousands of subclusters here; the adapted one is near the target.
+    assert 100 <= cf.n_subclusters <= 900
+    assert Birch(threshold=0.5, n_clusters=None).fit(X).subcluster_centers_.shape[0] > 3 * cf.n_subclusters
+
+
+def test_birch_raises_threshold_when_too_many_subclusters(blobs):
+    X, _ = blobs
+    cf = birch_cf_tree(X, threshold=0.2, max_subclusters=50)
+    assert cf.attempts[0]["n_subclusters"] > 50
+    assert cf.attempts[-1]["n_subclusters"] <= 50 and cf.threshold > 0.2
+    assert cf.threshold == pytest.approx(cf.attempts[-1]["threshold"])
+
+
+def test_birch_probes_a_prefix_before_the_full_build(blobs):
+    X, _ = blobs
+    cf = birch_cf_tree(X, threshold=0.2, max_subclusters=50, probe_rows=100)
+    assert cf.attempts[0]["rows"] == 100 and cf.attempts[-1]["rows"] == 600
+    assert cf.n_rows == 600 and cf.attempts[-1]["n_subclusters"] <= 50
+
+
+def test_birch_with_fewer_subclusters_than_k_reports_fewer_clusters(blobs):
+    X, _ = blobs
+    cf = birch_cf_tree(X, threshold=50.0)
+    assert len(np.unique(birch_labels(cf, None, 10))) == cf.n_subclusters < 10
+
+
+def test_birch_labels_refuses_other_rows(blobs, cf_tree):
+    with pytest.raises(ValueError, match="rows its CF-tree was built from"):
+        birch_labels(cf_tree, blobs[0][:100], 5)
+
+
+def test_trees_pickle_for_the_object_store(tree, cf_tree, blobs):
+    np.testing.assert_array_equal(ward_labels(pickle.loads(pickle.dumps(tree)), 7), ward_labels(tree, 7))
+    np.testing.assert_array_equal(birch_labels(pickle.loads(pickle.dumps(cf_tree)), None, 7),
+                                  birch_labels(cf_tree, None, 7))
+
+
+def test_kmeans_labels_and_info(blobs):
+    X, y = blobs
+    labels, info = kmeans_labels(X, 5, seed=0, n_threads=1)
+    assert adjusted_rand_score(labels, y) == 1.0
+    assert info["converged"] and info["n_iter"] >= 1 and info["warnings"] == []
+    np.testing.assert_array_equal(labels, KMeans(5, n_init=1, random_state=0).fit_predict(X))
+
+
+def test_gmm_labels_and_info(blobs):
+    X, y = blobs
+    labels, info = gmm_labels(X, 5, seed=0)
+    assert adjusted_rand_score(labels, y) > 0.95
+    assert info["converged"] and "lower_bound" in info
+
+
+def test_convergence_warnings_are_recorded_not_raised():
+    # Two distinct points, k=3: KMeans finds only 2 distinct clusters and warns.
+    X = np.array([[0.0, 0.0]] * 5 + [[1.0, 1.0]] * 5)
+    labels, info = kmeans_labels(X, 3, seed=0)
+    assert any("ConvergenceWarning" in w for w in info["warnings"])
+    assert len(np.unique(labels)) == 2
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_fit_final_labels_predict_and_centres(blobs, model):
+    X, y = blobs
+    final = fit_final(model, 5, X, seed=0, max_n=300)
+    assert adjusted_rand_score(final.labels_, y) > 0.95
+    assert final.cluster_centers_.shape == (5, X.shape[1])
+    assert np.mean(final.predict(X) == final.labels_) > 0.99
+    assert final.transform(X[:3]).shape == (3, 5)
+
+
+def test_fit_final_gmm_has_probabilities(blobs):
+    X, _ = blobs
+    final = fit_final("gmm", 5, X, seed=0)
+    np.testing.assert_allclose(final.predict_proba(X[:10]).sum(axis=1), 1.0)
+    np.testing.assert_array_equal(final.means_, final.estimator.means_)
+
+
+def test_fit_final_kmeans_has_no_probabilities(blobs):
+    with pytest.raises(AttributeError, match="predict_proba exists only for gmm"):
+        fit_final("kmeans", 5, blobs[0], seed=0).predict_proba(blobs[0])
+
+
+def test_fit_final_large_agglomerative_uses_the_capped_method(blobs):
+    final = fit_final("agglomerative", 5, blobs[0], seed=0, max_n=200)
+    assert final.method["capped"] and final.method["tree_rows"] == 200
+
+
+def test_fit_final_rejects_unknown_model(blobs):
+    with pytest.raises(ValueError, match="unknown model 'dbscan'"):
+        fit_final("dbscan", 5, blobs[0], seed=0)
+
+
+def test_k_larger_than_rows_is_a_clear_error(blobs):
+    with pytest.raises(ValueError, match="k=700 is larger than the number of rows"):
+        kmeans_labels(blobs[0], 700, seed=0)
