@@ -52,7 +52,8 @@ ARTIST_SHIFT = 15.0
 LENGTH_LOG_MEAN, LENGTH_LOG_SD = 3.95, 0.95  # truncated to 5..250: mean ~66, mode ~20, median ~49
 FAVOURITE_SHARE = 0.5  # of a playlist's tracks come from its few favourite artists (as in real playlists)
 FAVOURITE_SPAN = 12  # one favourite artist per this many tracks
-PLAYLIST_DIRICHLET = 12.0  # concentration of a playlist's genre mix around its profile's
+PROFILE_DOMINANT = 0.75  # a profile's weight on its dominant genre (0.21 on 1-3 others, 0.04 on all)
+PLAYLIST_DIRICHLET = 40.0  # concentration of a playlist's genre mix around its profile's
 SLICE_SEED, CATALOG_SEED, FEATURE_SEED, PROFILE_SEED = 1, 0, 2, 3  # spawn keys of the random streams
 FEATURE_CHUNK = 1 << 16  # tracks per audio-feature random stream, so a track's features never depend on N
 DAY = 86_400
@@ -119,7 +120,7 @@ _GENRE_TITLES = tuple(tuple(genre[14].split("|")) for genre in _GENRES)
 _PROB_FEATURES = ("danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness",
                   "valence")
 # Spread in logit units (artist, track) per probability feature: instrumentalness is bimodal in real data.
-_PROB_SPREAD = np.array([[.35, .55], [.35, .6], [.45, .7], [.6, 1.0], [1.2, 2.2], [.3, .75], [.45, .8]])
+_PROB_SPREAD = np.array([[.35, .44], [.35, .48], [.45, .56], [.6, .8], [1.2, 1.76], [.3, .6], [.45, .64]])
 
 _GENERIC_TITLES = ("chill|music|jams|vibes|my playlist|new|favorites|songs|road trip|sad|lit|love|feels|mix|"
                    "random|happy|summer|car|2017|fall|party|good music|playlist|stuff|favs|drive|shower|work|"
@@ -139,6 +140,8 @@ _LAST_NAMES = ("Smith|Rivers|Stone|Hart|Brooks|Cole|Young|King|West|Lane|Fox|Gra
                "Price|Knight|Summers|Black|Rose|Cruz|Vega|Park|Kim|Lee|Nash|Bell|Wilde|Peña|Müller|Åberg|"
                "Laurent|Ortiz|Sato|Novak|Dubois|Costa|Moreau").split("|")
 _ARTIST_PREFIXES = ("DJ|Lil|MC|Young|Big|Saint|Miss|Yung|Doctor|Uncle").split("|")
+_TITLED_ADJECTIVES = tuple(word.title() for word in _ADJECTIVES)
+_TITLED_NOUNS = tuple(word.title() for word in _NOUNS)
 _TRACK_SUFFIXES = (" - Remastered", " - Radio Edit", " - Live", " - Acoustic", " - Remix", " (Interlude)")
 
 
@@ -247,8 +250,8 @@ def build_profiles(n_profiles: int, seed: int = 0) -> Profiles:
     weights = np.tile(0.04 * _GENRE_SHARE, (n_profiles, 1))
     for profile, genre in enumerate(dominant):
         others = rng.choice(np.delete(np.arange(n_genres), genre), rng.integers(1, 4), replace=False)
-        weights[profile, genre] += 0.62
-        weights[profile, others] += 0.34 * rng.dirichlet(np.full(others.size, 2.0))
+        weights[profile, genre] += PROFILE_DOMINANT
+        weights[profile, others] += (0.96 - PROFILE_DOMINANT) * rng.dirichlet(np.full(others.size, 2.0))
     weights /= weights.sum(axis=1, keepdims=True)
     prevalence = np.sqrt(_GENRE_SHARE[dominant]) * rng.dirichlet(np.full(n_profiles, 20.0))
     return Profiles(weights, prevalence / prevalence.sum())
@@ -294,53 +297,57 @@ def _artist_names(artists: np.ndarray, seed: int) -> list[str]:
     style = (h[0] % np.uint64(10)).tolist()
     first = _pick(_FIRST_NAMES, h[0] >> np.uint64(8))
     last = _pick(_LAST_NAMES, h[0] >> np.uint64(20))
-    adjective = _pick(_ADJECTIVES, h[1])
-    noun = _pick(_NOUNS, h[1] >> np.uint64(12))
+    adjective = _pick(_TITLED_ADJECTIVES, h[1])
+    noun = _pick(_TITLED_NOUNS, h[1] >> np.uint64(12))
     prefix = _pick(_ARTIST_PREFIXES, h[1] >> np.uint64(24))
     names = []
     for i, s in enumerate(style):
         if s < 4:
             names.append(f"{first[i]} {last[i]}")
         elif s < 6:
-            names.append(f"The {adjective[i].title()} {noun[i].title()}")
+            names.append(f"The {adjective[i]} {noun[i]}")
         elif s < 7:
             names.append(f"{prefix[i]} {last[i]}")
         elif s < 9:
-            names.append(f"{adjective[i].title()}{noun[i]}")
+            names.append(f"{adjective[i]}{noun[i].lower()}")
         else:
-            names.append(f"{first[i]} & The {noun[i].title()}")
+            names.append(f"{first[i]} & The {noun[i]}")
     return names
 
 
 def _album_names(albums: np.ndarray, seed: int) -> list[str]:
     h = _hashes(4, albums, seed)
     style = (h[0] % np.uint64(8)).tolist()
-    adjective = _pick(_ADJECTIVES, h[0] >> np.uint64(8))
-    noun = _pick(_NOUNS, h[1])
-    other = _pick(_NOUNS, h[1] >> np.uint64(16))
+    adjective = _pick(_TITLED_ADJECTIVES, h[0] >> np.uint64(8))
+    noun = _pick(_TITLED_NOUNS, h[1])
+    other = _pick(_TITLED_NOUNS, h[1] >> np.uint64(16))
     year = (1960 + (h[1] >> np.uint64(32)) % np.uint64(58)).tolist()
     names = []
     for i, s in enumerate(style):
         if s < 4:
-            names.append(f"{adjective[i].title()} {noun[i].title()}")
+            names.append(f"{adjective[i]} {noun[i]}")
         elif s < 6:
-            names.append(noun[i].title())
+            names.append(noun[i])
         elif s < 7:
-            names.append(f"{noun[i].title()} of {other[i].title()}")
+            names.append(f"{noun[i]} of {other[i]}")
         else:
-            names.append(f"{adjective[i].title()} {noun[i].title()} ({year[i]})")
+            names.append(f"{adjective[i]} {noun[i]} ({year[i]})")
     return names
 
 
-def _track_names(tracks: np.ndarray, featured: list[str], seed: int) -> list[str]:
+def _track_names(tracks: np.ndarray, featured_artists: np.ndarray, seed: int) -> list[str]:
+    """Track titles; ~8% feature the artist ``featured_artists[i]``."""
     h = _hashes(5, tracks, seed)
-    style = (h[0] % np.uint64(100)).tolist()
-    adjective = _pick(_ADJECTIVES, h[0] >> np.uint64(8))
-    noun = _pick(_NOUNS, h[1])
+    style_codes = h[0] % np.uint64(100)
+    style = style_codes.tolist()
+    featuring = np.flatnonzero(style_codes < np.uint64(8))
+    featured = dict(zip(featuring.tolist(), _artist_names(featured_artists[featuring], seed)))
+    adjective = _pick(_TITLED_ADJECTIVES, h[0] >> np.uint64(8))
+    noun = _pick(_TITLED_NOUNS, h[1])
     suffix = _pick(_TRACK_SUFFIXES, h[1] >> np.uint64(40))
     names = []
     for i, s in enumerate(style):
-        name = f"{adjective[i].title()} {noun[i].title()}" if s % 3 else noun[i].title()
+        name = f"{adjective[i]} {noun[i]}" if s % 3 else noun[i]
         if s < 8:
             name += f" (feat. {featured[i]})"
         elif s < 14:
@@ -367,8 +374,8 @@ def _track_blocks(catalog: Catalog, tracks: np.ndarray) -> list[str]:
     artist_ids = _spotify_ids(1, unique_artists, seed)
     album_names = [encode(name) for name in _album_names(unique_albums, seed)]
     album_ids = _spotify_ids(2, unique_albums, seed)
-    featured = _artist_names((artists + 7919) % catalog.artist_genre.size, seed)
-    track_names = [encode(name) for name in _track_names(tracks, featured, seed)]
+    featured_artists = (artists + 7919) % catalog.artist_genre.size  # an unrelated artist, fixed per track
+    track_names = [encode(name) for name in _track_names(tracks, featured_artists, seed)]
     track_ids = _spotify_ids(0, tracks, seed)
     durations = catalog.track_duration_ms[tracks].tolist()
     artist_of, album_of = artist_of.tolist(), album_of.tolist()
