@@ -235,8 +235,8 @@ def _connect(address, num_cpus):
 
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address, log_to_driver=False)
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address, log_to_driver=False)  # None: RAY_ADDRESS, as inside a Ray job
     else:
         # "local" starts a new instance: without it ray.init joins any Ray already running on the machine.
         # The dashboard stays off: an exposed dashboard is remote code execution (CVE-2023-48022).

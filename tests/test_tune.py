@@ -1,0 +1,321 @@
+"""The sweep: Ray Tune trials, successive halving with a rung barrier, shared builds, outputs, resume, errors."""
+
+import io
+import json
+import math
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+
+from raysweep._progress import ProgressLine
+from raysweep.feature_matrix import write_feature_matrix
+from raysweep.selection import rank_configs
+from raysweep.tune import LEADERBOARD_COLUMNS, Ledger, main, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+PLANTED_K = 4
+
+
+def _blobs(path, n, centers=PLANTED_K, seed=0):
+    X, _ = make_blobs(n_samples=n, centers=centers, n_features=4, cluster_std=0.8, random_state=seed)
+    write_feature_matrix(path, np.arange(n), X, ["f0", "f1", "f2", "f3"], {"source": "test"})
+    return path
+
+
+def _events(path):
+    """(step, tag, value) of every scalar in a TensorBoard event file (TFRecord framing, tensorboardX's proto)."""
+    from tensorboardX.proto import event_pb2
+
+    data, offset, out = Path(path).read_bytes(), 0, []
+    while offset < len(data):
+        (length,) = struct.unpack("<Q", data[offset:offset + 8])
+        event = event_pb2.Event()
+        event.ParseFromString(data[offset + 12:offset + 12 + length])
+        offset += 12 + length + 4  # length, its CRC, the record, its CRC
+        out += [(event.step, value.tag, value.simple_value) for value in event.summary.value]
+    return out
+
+
+# --------------------------------------------------------------------------------------------- one sweep, many checks
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_local, tmp_path_factory):
+    """A 3-rung sweep of all four models, k = 2..7, on 1,500 blob rows with 4 planted clusters."""
+    root = tmp_path_factory.mktemp("sweep")
+    features = _blobs(root / "blobs.parquet", 1500)
+    run_dir = run_sweep(features, fraction=1.0, k_min=2, k_max=7, results=root / "results", name="blobs",
+                        min_rung_size=150)
+    return SimpleNamespace(run_dir=run_dir, leaderboard=pd.read_parquet(run_dir / "leaderboard.parquet"),
+                           run=json.loads((run_dir / "run.json").read_text()),
+                           winner=json.loads((run_dir / "winner.json").read_text()))
+
+
+@pytest.mark.slow
+def test_sweep_picks_the_planted_k(sweep):
+    assert sweep.winner["k"] == PLANTED_K
+
+
+@pytest.mark.slow
+def test_rungs_are_nested_samples_with_successive_halving(sweep):
+    assert [(r["n"], r["configs"]) for r in sweep.run["rungs"]] == [(167, 24), (500, 8), (1500, 3)]
+    assert sweep.leaderboard.groupby("rung")["n"].unique().map(list).tolist() == [[167], [500], [1500]]
+
+
+@pytest.mark.slow
+def test_promotion_is_exactly_the_rule(sweep):
+    board = sweep.leaderboard
+    for rung in (0, 1):
+        at_rung = board[board["rung"] == rung]
+        expected = rank_configs(at_rung).head(math.ceil(len(at_rung) / 3))
+        promoted = board[board["rung"] == rung + 1]
+        assert set(zip(expected["model"], expected["k"])) == set(zip(promoted["model"], promoted["k"]))
+
+
+@pytest.mark.slow
+def test_leaderboard_has_one_row_per_trial_in_parquet_and_csv(sweep):
+    board = sweep.leaderboard
+    assert list(board.columns) == LEADERBOARD_COLUMNS
+    assert len(board) == 24 + 8 + 3 == board["trial_id"].nunique()
+    assert (board["status"] == "ok").all()
+    assert (board["silhouette_se"] == 0).all()  # every rung is below the exact-silhouette limit
+    csv = pd.read_csv(sweep.run_dir / "leaderboard.csv")
+    np.testing.assert_allclose(csv["silhouette"], board["silhouette"])
+
+
+@pytest.mark.slow
+def test_one_shared_build_per_structure_and_rung(sweep):
+    counts = sweep.run["shared_builds"]["counts"]
+    alive = sweep.leaderboard.groupby("rung")["model"].unique().map(set)
+    for structure, model in (("ward_tree", "agglomerative"), ("birch_cf_tree", "birch")):
+        rungs_with_model = {str(r) for r, models in alive.items() if model in models}
+        assert counts.get(structure, {}) == {r: 1 for r in rungs_with_model}
+        # Every trial of the model at a rung used the same build, whatever the number of k's.
+        rows = sweep.leaderboard[sweep.leaderboard["model"] == model]
+        assert rows.groupby("rung")["shared_build"].nunique().eq(1).all()
+        assert rows["shared_build"].nunique() == len(rungs_with_model)
+
+
+@pytest.mark.slow
+def test_run_json_holds_the_finalizer_contract(sweep):
+    expected = {"name", "features", "feature_columns", "scaling", "seed", "fraction", "n_total", "rungs", "models",
+                "k_min", "k_max", "exhaustive", "agglomerative_method", "birch_threshold", "silhouette",
+                "shared_builds", "versions", "storage", "wall_seconds"}
+    assert expected <= set(sweep.run)
+    assert sweep.run["feature_columns"] == ["f0", "f1", "f2", "f3"]
+    assert sweep.run["scaling"]["kind"] == "standard"
+    assert sweep.run["birch_threshold"]["0"] > 0
+
+
+@pytest.mark.slow
+def test_winner_json_states_the_rule_and_the_promotion(sweep):
+    assert "mean rank" in sweep.winner["rule"].lower()
+    assert "successive halving" in sweep.winner["promotion"]["rule"]
+    assert sweep.winner["rung"] == 2
+
+
+@pytest.mark.slow
+def test_tensorboard_curves_have_k_on_the_x_axis(sweep):
+    (event_file,) = (sweep.run_dir / "tensorboard" / "kmeans").glob("events.out.tfevents*")
+    scalars = _events(event_file)
+    top = sweep.leaderboard.query("model == 'kmeans' and rung == 2")
+    curve = {step: value for step, tag, value in scalars if tag == "top_rung/silhouette"}
+    assert curve == pytest.approx(dict(zip(top["k"], top["silhouette"])), rel=1e-6)
+    assert any(tag == "rung_0/davies_bouldin" for _, tag, _ in scalars)
+
+
+@pytest.mark.slow
+def test_tune_trial_events_group_scores_under_score(sweep):
+    trial_dirs = sorted((sweep.run_dir / "ray" / "rung_2").glob("*_k*_*"))
+    assert len(trial_dirs) == 3
+    tags = {tag for _, tag, _ in _events(next(trial_dirs[0].glob("events.out.tfevents*")))}
+    assert {"ray/tune/score/silhouette", "ray/tune/score/davies_bouldin"} <= tags
+
+
+@pytest.mark.slow
+def test_plots_are_written(sweep):
+    assert sorted(p.name for p in (sweep.run_dir / "plots").iterdir()) == ["scores_vs_k.png",
+                                                                           "survivors_per_rung.png"]
+
+
+@pytest.mark.slow
+def test_rerun_of_a_finished_run_reads_it_back(sweep, capsys):
+    before = sweep.leaderboard
+    run_sweep(sweep.run["features"], fraction=1.0, k_min=2, k_max=7, results=sweep.run_dir.parent, name="blobs",
+              min_rung_size=150)
+    pd.testing.assert_frame_equal(pd.read_parquet(sweep.run_dir / "leaderboard.parquet"), before)
+    assert "[raysweep] rung" not in capsys.readouterr().err  # no trial ran
+
+
+# --------------------------------------------------------------------------------------------- resume
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_does_not_recompute_finished_trials(ray_local, tmp_path):
+    features = _blobs(tmp_path / "blobs.parquet", 3000)
+    args = ["--features", str(features), "--fraction", "1", "--models", "gmm,kmeans", "--k-min", "2", "--k-max",
+            "16", "--exhaustive", "--results", str(tmp_path / "results"), "--name", "resume"]
+    ledger = Ledger(tmp_path / "results" / "resume" / "rungs" / "rung_0.trials.jsonl")
+    # The first run joins the session's Ray (as on a cluster) so the test pays no second Ray start-up.
+    address = ["--address", ray_local.get_runtime_context().gcs_address]
+    process = subprocess.Popen([sys.executable, "-m", "raysweep.tune", *args, *address], cwd=REPO,
+                               start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while len(ledger.read()[0]) < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver, as when its machine dies or it is killed
+        process.wait()
+    first = set(ledger.read()[0])
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    assert 3 <= len(first) < 30, "the first run should be killed mid-rung"
+
+    assert main(args) == 0
+
+    lines = [json.loads(line) for line in ledger.path.read_text().splitlines() if line.strip()]
+    executions = [(r["model"], r["k"]) for r in lines if r["event"] == "result"]
+    assert len(executions) == len(set(executions)) == 30  # each config ran exactly once over both runs
+    assert {f"{m}:{k}" for m, k in executions if m} - first == {
+        f"{r['model']}:{r['k']}" for r in lines if r["event"] == "result" and r["attempt"] == 1}
+    board = pd.read_parquet(tmp_path / "results" / "resume" / "leaderboard.parquet")
+    assert len(board) == 30 and (board["status"] == "ok").all()
+
+
+def test_ledger_ignores_a_last_line_cut_by_a_crash(tmp_path):
+    ledger = Ledger(tmp_path / "rung_0.trials.jsonl")
+    ledger.append({"event": "attempt", "attempt": 0})
+    ledger.append({"event": "result", "model": "kmeans", "k": 2, "silhouette": 0.5})
+    with open(ledger.path, "a") as handle:
+        handle.write('{"event": "result", "model": "kmeans", "k"')
+    results, attempts = ledger.read()
+    assert list(results) == ["kmeans:2"] and attempts == 1
+
+
+def test_ledger_rejects_a_corrupt_line_before_the_last(tmp_path):
+    path = tmp_path / "rung_0.trials.jsonl"
+    path.write_text('not json\n{"event": "attempt", "attempt": 0}\n')
+    with pytest.raises(ValueError, match="line 1 is not valid JSON"):
+        Ledger(path).read()
+
+
+# --------------------------------------------------------------------------------------------- optional matplotlib
+
+
+@pytest.mark.slow
+def test_sweep_works_without_matplotlib(ray_local, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    features = _blobs(tmp_path / "blobs.parquet", 600, centers=3)
+    run_dir = run_sweep(features, fraction=1.0, models=["kmeans"], k_min=2, k_max=4, exhaustive=True,
+                        results=tmp_path, name="noplots")
+    assert json.loads((run_dir / "winner.json").read_text())["k"] == 3
+    assert not (run_dir / "plots").exists()
+    assert "plots skipped" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- S3 storage
+
+
+@pytest.mark.slow
+def test_storage_uri_puts_experiments_and_results_in_the_bucket(ray_local, s3_endpoint, tmp_path):
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=f"http://{s3_endpoint}", region_name="us-east-1")
+    client.create_bucket(Bucket="sweeps")
+    features = _blobs(tmp_path / "blobs.parquet", 600, centers=3)
+    run_sweep(features, fraction=1.0, models=["kmeans"], k_min=2, k_max=3, exhaustive=True, results=tmp_path,
+              name="s3run", storage=f"s3://sweeps/runs?endpoint_override={s3_endpoint}&scheme=http")
+    keys = {item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="sweeps")
+            for item in page.get("Contents", [])}
+    assert {"runs/s3run/leaderboard.parquet", "runs/s3run/winner.json", "runs/s3run/run.json",
+            "runs/s3run/rungs/rung_0.parquet"} <= keys
+    assert any(key.startswith("runs/s3run/rung_0/kmeans_k2_") for key in keys)  # Ray Tune's own trial folder
+    assert not (tmp_path / "s3run" / "ray").exists()
+
+
+# --------------------------------------------------------------------------------------------- bad input, no Ray
+
+
+def _cli_error(args, capsys):
+    assert main(args) == 2
+    return capsys.readouterr().err
+
+
+def test_cli_names_constant_feature_columns(tmp_path, capsys):
+    values = np.column_stack([np.random.default_rng(0).normal(size=50), np.full(50, 3.0)])
+    write_feature_matrix(tmp_path / "f.parquet", np.arange(50), values, ["tempo", "mode"], {})
+    err = _cli_error(["--features", str(tmp_path / "f.parquet"), "--results", str(tmp_path)], capsys)
+    assert "constant feature columns" in err and "mode" in err
+
+
+def test_cli_names_nan_feature_columns(tmp_path, capsys):
+    values = np.random.default_rng(0).normal(size=(50, 2))
+    values[7, 1] = np.nan
+    write_feature_matrix(tmp_path / "f.parquet", np.arange(50), values, ["tempo", "energy"], {})
+    err = _cli_error(["--features", str(tmp_path / "f.parquet"), "--results", str(tmp_path)], capsys)
+    assert "NaN or infinite" in err and "energy" in err
+
+
+def test_cli_rejects_k_not_below_the_smallest_sample(tmp_path, capsys):
+    features = _blobs(tmp_path / "blobs.parquet", 200)
+    err = _cli_error(["--features", str(features), "--fraction", "0.5", "--k-max", "100", "--results",
+                      str(tmp_path)], capsys)
+    assert "--k-max=100 needs more rows than the smallest sample has: 100 rows" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "kmeans,dbscan"], "unknown model"),
+    (["--k-min", "1"], "--k-min must be >= 2"),
+    (["--k-min", "5", "--k-max", "4"], r"--k-max \(4\) must be >= --k-min \(5\)"),
+    (["--fraction", "0"], r"--fraction must be in \(0, 1\]"),
+])
+def test_cli_rejects_bad_options(tmp_path, capsys, args, message):
+    import re
+
+    features = _blobs(tmp_path / "blobs.parquet", 200)
+    err = _cli_error(["--features", str(features), "--results", str(tmp_path), *args], capsys)
+    assert re.search(message, err)
+
+
+def test_existing_run_with_other_settings_is_refused(tmp_path):
+    features = _blobs(tmp_path / "blobs.parquet", 200)
+    settings = tmp_path / "run" / "rungs" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"k_max": 9}))
+    with pytest.raises(ValueError, match="already exists with other settings.*k_max"):
+        run_sweep(features, fraction=1.0, k_max=5, results=tmp_path, name="run")
+
+
+def test_missing_feature_matrix_is_named(tmp_path, capsys):
+    err = _cli_error(["--features", str(tmp_path / "absent.parquet"), "--results", str(tmp_path)], capsys)
+    assert "absent.parquet" in err
+
+
+# --------------------------------------------------------------------------------------------- progress line
+
+
+def test_progress_line_counts_trials_and_tracks_the_best():
+    stream = io.StringIO()
+    line = ProgressLine(rung=1, n_rungs=3, n=6667, total=4, stopped=8, already_done=1, interval=0, stream=stream)
+    first, second = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+    line.on_trial_start(0, [], first)
+    line.on_trial_start(0, [], second)
+    line.on_trial_result(0, [], first, {"silhouette": 0.41, "model": "kmeans", "k": 17})
+    line.on_trial_result(0, [], second, {"silhouette": float("nan"), "model": "gmm", "k": 99})
+    line.on_trial_complete(0, [], first)
+    line.on_trial_error(0, [], second)
+    assert line.line() == ("[raysweep] rung 2/3 n=6,667 | 2/4 done, 0 running, 1 failed | 8 stopped | "
+                           "best silhouette: kmeans k=17 0.410")
+    assert stream.getvalue().splitlines()[-1] == line.line()
