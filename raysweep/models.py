@@ -37,6 +37,10 @@ AGGLOMERATIVE_MAX_N = 20_000
 # O(T^2) = a few hundred MB at most and each cut is instant, while T >> k_max = 100 keeps Birch's resolution.
 BIRCH_TARGET_SUBCLUSTERS = 2_000
 BIRCH_MAX_SUBCLUSTERS = 5_000
+# scikit-learn inserts rows into the CF-tree one at a time in Python: ~0.4 ms per row here (200k rows: 81 s on
+# the loaded 2-core machine). Above this many rows the tree is built on the sample's prefix (a uniform subset)
+# and every row is labelled by its nearest subcluster, which is how Birch labels its own rows anyway.
+BIRCH_MAX_N = 200_000
 
 
 def _check_X(X, name="X"):
@@ -365,6 +369,8 @@ class BirchTree:
     row_subcluster : ndarray of shape (n_rows,), each build row's nearest subcluster
     column_sums : ndarray of shape (n_features,), to recognise the build rows in :func:`birch_labels`
     build_seconds : float
+    info : dict, warnings recorded while building
+    method : dict, :func:`birch_method`
     """
 
     birch: Birch
@@ -375,6 +381,7 @@ class BirchTree:
     column_sums: np.ndarray
     build_seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    method: dict = field(default_factory=dict)
 
     @property
     def n_subclusters(self) -> int:
@@ -385,8 +392,29 @@ class BirchTree:
         return int(self.row_subcluster.shape[0])
 
 
+def birch_method(n, max_n=BIRCH_MAX_N):
+    """How Birch runs on n rows, as recorded in the results.
+
+    Returns
+    -------
+    method : dict
+        ``n_rows``, ``tree_rows``, ``max_n``, ``capped`` and a one-sentence ``description``.
+    """
+    capped = n > max_n
+    tree_rows = min(n, max_n)
+    if capped:
+        description = (f"Birch CF-tree built on the first {tree_rows:,} rows of the sample (a uniform random subset); "
+                       f"all {n:,} rows are labelled by their nearest subcluster; global step: ward on the "
+                       "subcluster centres, one tree cut at each k")
+    else:
+        description = (f"Birch CF-tree on all {n:,} rows; global step: ward on the subcluster centres, one tree cut "
+                       "at each k (equal to Birch(threshold, n_clusters=k))")
+    return {"n_rows": int(n), "tree_rows": int(tree_rows), "max_n": int(max_n), "capped": bool(capped),
+            "description": description}
+
+
 def birch_cf_tree(X, threshold, max_subclusters=BIRCH_MAX_SUBCLUSTERS, growth=1.5, max_attempts=8,
-                  probe_rows=20_000, n_threads=None):
+                  probe_rows=20_000, max_n=BIRCH_MAX_N, n_threads=None):
     """Build ONE Birch CF-tree (``n_clusters=None``) and the ward tree of its subcluster centres.
 
     Parameters
@@ -401,19 +429,22 @@ def birch_cf_tree(X, threshold, max_subclusters=BIRCH_MAX_SUBCLUSTERS, growth=1.
     growth : float, default=1.5
     max_attempts : int, default=8
     probe_rows : int, default=20_000
+    max_n : int, default=BIRCH_MAX_N
+        The tree is built on at most the first ``max_n`` rows (:func:`birch_method`); all rows are labelled.
     n_threads : int, default=None
 
     Returns
     -------
     cf_tree : BirchTree
-        ``attempts`` lists every (rows, threshold, n_subclusters) built.
+        ``attempts`` lists every (rows, threshold, n_subclusters) built; ``method`` is :func:`birch_method`.
     """
     X = _check_X(X)
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
     start = time.perf_counter()
     info, attempts = {}, []
-    stages = [probe_rows, X.shape[0]] if X.shape[0] > 2 * probe_rows else [X.shape[0]]
+    tree_rows = min(X.shape[0], int(max_n))
+    stages = [probe_rows, tree_rows] if tree_rows > 2 * probe_rows else [tree_rows]
     with _thread_limit(n_threads), _recorded_warnings(info):
         for rows in stages:
             while True:
@@ -431,7 +462,8 @@ def birch_cf_tree(X, threshold, max_subclusters=BIRCH_MAX_SUBCLUSTERS, growth=1.
         info.setdefault("warnings", []).append(
             f"Birch CF-tree has {count} subclusters after {len(attempts)} builds (max_subclusters={max_subclusters})")
     return BirchTree(birch, float(threshold), attempts, centres_tree, np.asarray(row_subcluster),
-                     np.asarray(X, dtype=np.float64).sum(axis=0), time.perf_counter() - start, info)
+                     np.asarray(X, dtype=np.float64).sum(axis=0), time.perf_counter() - start, info,
+                     birch_method(X.shape[0], max_n))
 
 
 def birch_labels(cf_tree, X, k):
@@ -524,7 +556,7 @@ def _label_centroids(X, labels):
         return sums / counts[:, None]
 
 
-def fit_final(model, k, X, seed, threshold=None, max_n=AGGLOMERATIVE_MAX_N, n_threads=None):
+def fit_final(model, k, X, seed, threshold=None, max_n=None, n_threads=None):
     """Fit one config on all rows, the way the sweep fitted it.
 
     Parameters
@@ -535,8 +567,9 @@ def fit_final(model, k, X, seed, threshold=None, max_n=AGGLOMERATIVE_MAX_N, n_th
     seed : int
     threshold : float, default=None
         Birch only: the threshold the sweep used (run.json); None adapts it with :func:`birch_threshold`.
-    max_n : int, default=AGGLOMERATIVE_MAX_N
-        Agglomerative only: ward tree rows cap.
+    max_n : int, default=None
+        Agglomerative and Birch: the cap on the rows their tree is built from; None is the sweep's cap
+        (``AGGLOMERATIVE_MAX_N``, ``BIRCH_MAX_N``).
     n_threads : int, default=None
 
     Returns
@@ -563,17 +596,18 @@ def fit_final(model, k, X, seed, threshold=None, max_n=AGGLOMERATIVE_MAX_N, n_th
         return FinalModel(model, k, labels, estimator.means_, estimator,
                           {"estimator": "GaussianMixture", **GMM_PARAMS}, info)
     if model == "agglomerative":
+        max_n = AGGLOMERATIVE_MAX_N if max_n is None else max_n
         tree = ward_tree(X, max_n=max_n, n_threads=n_threads)
         labels, centroids = _nearest_centroid_extension(X, _cut(tree, k), k, n_threads)
         info.update(tree_seconds=tree.build_seconds, warnings=[])
         return FinalModel(model, k, labels, centroids, None, agglomerative_method(X.shape[0], max_n), info)
     if threshold is None:
         threshold = birch_threshold(X, seed=seed)
-    cf_tree = birch_cf_tree(X, threshold, n_threads=n_threads)
+    cf_tree = birch_cf_tree(X, threshold, max_n=BIRCH_MAX_N if max_n is None else max_n, n_threads=n_threads)
     labels = birch_labels(cf_tree, None, k)
     n_sub = cf_tree.n_subclusters
     subcluster_labels = (_cut(cf_tree.centres_tree, min(k, n_sub)) if n_sub >= 2 else np.zeros(n_sub, np.intp))
     info.update(cf_tree.info, attempts=cf_tree.attempts, n_subclusters=n_sub)
     return FinalModel(model, k, labels, _label_centroids(np.asarray(X, dtype=np.float64), labels), cf_tree.birch,
                       {"estimator": "Birch", "threshold": cf_tree.threshold, "n_subclusters": n_sub,
-                       "global_step": "ward on subcluster centres"}, info, subcluster_labels)
+                       **cf_tree.method}, info, subcluster_labels)

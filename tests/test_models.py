@@ -105,6 +105,14 @@ def test_birch_probes_a_prefix_before_the_full_build(blobs):
     assert cf.n_rows == 600 and cf.attempts[-1]["n_subclusters"] <= 50
 
 
+def test_capped_birch_labels_every_row_by_nearest_subcluster(blobs):
+    X, y = blobs
+    cf = birch_cf_tree(X, birch_threshold(X, target_subclusters=50), max_n=300)
+    assert cf.method["capped"] and cf.method["tree_rows"] == 300 and cf.attempts[-1]["rows"] == 300
+    labels = birch_labels(cf, X, 5)
+    assert labels.shape == (600,) and adjusted_rand_score(labels, y) == 1.0
+
+
 def test_birch_with_fewer_subclusters_than_k_reports_fewer_clusters(blobs):
     X, _ = blobs
     cf = birch_cf_tree(X, threshold=50.0)
