@@ -257,6 +257,27 @@ def test_dataset_adds_names_artists_and_tracks(run_folder, tmp_path):
     assert (run / "final" / "plots" / "cluster_names.png").exists()
 
 
+def test_top_tracks_agree_with_pandas_counts(run_folder, tmp_path):
+    run, pid, planted = run_folder
+    dataset = make_dataset(tmp_path, pid, planted)
+    rng = np.random.default_rng(1)
+    track_id = rng.integers(0, 3 * CENTRES, size=(len(pid), 5))  # random tracks: many ties in the counts
+    entries = pd.DataFrame({"pid": np.repeat(pid, 5), "pos": np.tile(np.arange(5), len(pid)),
+                            "track_id": track_id.ravel()})
+    pq.write_table(pa.Table.from_pandas(entries, preserve_index=False),
+                   dataset / "playlist_tracks" / "part-0.parquet")
+    finalize(run, dataset=dataset, **QUICK)
+    assignments = pd.read_parquet(run / "final" / "assignments.parquet")
+    counts = (entries.merge(assignments, on="pid").groupby(["cluster", "track_id"]).size().rename("count")
+              .reset_index().sort_values(["cluster", "count", "track_id"], ascending=[True, False, True]))
+    profiles = pd.read_parquet(run / "final" / "cluster_profiles.parquet").set_index("cluster")
+    for cluster, expected in counts.groupby("cluster"):
+        top = expected.head(10)
+        listed = profiles.loc[cluster, "top_tracks"]
+        assert [item["track_uri"] for item in listed] == [f"spotify:track:{t}" for t in top["track_id"]]
+        assert [item["count"] for item in listed] == top["count"].tolist()
+
+
 def test_dataset_with_other_pids_is_an_error(run_folder, tmp_path):
     run, pid, planted = run_folder
     dataset = make_dataset(tmp_path, pid + 1, planted)
