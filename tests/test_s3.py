@@ -1,12 +1,16 @@
 """Data and results on S3: every stage reads and writes s3:// URIs through pyarrow, here against moto on 127.0.0.1."""
 
+import json
 import uuid
 
 import boto3
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.datasets import make_blobs
 
 from raysweep.feature_matrix import read_feature_matrix, write_feature_matrix
+from raysweep.tune import run_sweep
 
 
 @pytest.fixture
@@ -49,3 +53,33 @@ def test_missing_feature_matrix_in_the_bucket_names_the_uri(s3_endpoint, bucket)
     uri = _uri(s3_endpoint, name, "absent.parquet")
     with pytest.raises(FileNotFoundError, match="absent.parquet"):
         read_feature_matrix(uri)
+
+
+@pytest.mark.slow
+def test_sweep_on_the_bucket_and_a_new_head_reads_it_back(ray_local, s3_endpoint, bucket, tmp_path):
+    client, name = bucket
+    X, _ = make_blobs(n_samples=600, centers=3, n_features=4, cluster_std=0.8, random_state=0)
+    features = _uri(s3_endpoint, name, "features/matrix.parquet")
+    write_feature_matrix(features, np.arange(len(X)), X, ["f0", "f1", "f2", "f3"], {"source": "test"})
+    settings = {"fraction": 1.0, "models": ["kmeans"], "k_min": 2, "k_max": 5, "exhaustive": True, "name": "e2e",
+                "storage": _uri(s3_endpoint, name, "runs")}
+
+    run_dir = run_sweep(features, results=tmp_path / "head_1", **settings)
+
+    keys = _keys(client, name, "runs/e2e/")
+    assert {"runs/e2e/leaderboard.parquet", "runs/e2e/winner.json", "runs/e2e/run.json"} <= set(keys)
+    winner = json.loads(client.get_object(Bucket=name, Key="runs/e2e/winner.json")["Body"].read())
+    assert winner == json.loads((run_dir / "winner.json").read_text())
+    assert (winner["model"], winner["k"]) == ("kmeans", 3)
+    tune_keys = [key for key in keys if key.startswith("runs/e2e/rung_")]
+    assert {key.split("/")[2] for key in tune_keys} == {"rung_0"}  # Ray Tune's experiment, in the bucket
+
+    # A new head node (say the first one was lost): an empty results folder, the same command. The finished rung
+    # comes back from the bucket; no trial runs again.
+    rerun_dir = run_sweep(features, results=tmp_path / "head_2", **settings)
+
+    assert not (rerun_dir / "rungs" / "rung_0.trials.jsonl").exists()
+    assert [key for key in _keys(client, name, "runs/e2e/") if key.startswith("runs/e2e/rung_")] == tune_keys
+    pd.testing.assert_frame_equal(pd.read_parquet(rerun_dir / "leaderboard.parquet"),
+                                  pd.read_parquet(run_dir / "leaderboard.parquet"))
+    assert json.loads((rerun_dir / "winner.json").read_text()) == winner
