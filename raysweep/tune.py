@@ -45,7 +45,7 @@ from raysweep.storage import atomic_file, filesystem_and_path, is_uri
 ETA = 3
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "fit_seconds", "status", "warnings", "trial_id", "score_seconds",
-                       "shared_build"]
+                       "shared_build", "node_id"]
 # Trials of the most expensive configs start first (largest k; GMM, then KMeans): fewer idle cores at the barrier.
 _COST_ORDER = {"gmm": 0, "kmeans": 1, "birch": 2, "agglomerative": 3}
 PROMOTION_RULE = ("Synchronous successive halving with eta={eta}: rung r runs every config still alive on the first "
@@ -96,8 +96,8 @@ def plan_rungs(n_total, fraction, n_configs, k_max, exhaustive, eta=ETA, min_run
     return sizes
 
 
-def _configs(models, k_min, k_max):
-    return [{"model": m, "k": k} for m in models for k in range(k_min, k_max + 1)]
+def _configs(models, k_values):
+    return [{"model": m, "k": k} for m in models for k in k_values]
 
 
 def _key(model, k):
@@ -290,12 +290,15 @@ def _trial_dirname(trial):
 # --------------------------------------------------------------------------------------------- outputs
 
 
+_TEXT_COLUMNS = ("status", "warnings", "trial_id", "shared_build", "node_id")
+
+
 def _frame(rows):
     df = pd.DataFrame(rows)
     for column in LEADERBOARD_COLUMNS:
         if column not in df.columns:
-            df[column] = np.nan if column not in ("status", "warnings", "trial_id", "shared_build") else ""
-    for column in ("warnings", "trial_id", "shared_build"):
+            df[column] = np.nan if column not in _TEXT_COLUMNS else ""
+    for column in _TEXT_COLUMNS:
         df[column] = df[column].fillna("").astype(str)
     df["effective_k"] = df["effective_k"].astype("Int64")
     return df[LEADERBOARD_COLUMNS].sort_values(["rung", "model", "k"], kind="stable").reset_index(drop=True)
@@ -335,7 +338,7 @@ def _versions():
 
 
 def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max=100, exhaustive=False,
-              results="results", name=None, address=None, storage=None, seed=0, eta=ETA,
+              k_values=None, results="results", name=None, address=None, storage=None, seed=0, eta=ETA,
               query_points=DEFAULT_QUERY_POINTS, exact_max_n=EXACT_SILHOUETTE_MAX_N, min_rung_size=None,
               num_cpus=None, progress=True):
     """Run (or resume) a sweep and write its results to ``RESULTS/RUN/``.
@@ -348,6 +351,8 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         The top rung holds this fraction of the playlists.
     models : sequence of str, default=MODEL_NAMES
     k_min, k_max : int, default=2, 100
+    k_values : sequence of int, default=None
+        Search only these k (e.g. a subset for benchmarks); overrides ``k_min`` and ``k_max``.
     exhaustive : bool, default=False
         Every config runs at the top rung only (no early stopping): the reference.
     results : str or Path, default="results"
@@ -380,6 +385,11 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
     """
     started = time.perf_counter()
     models = list(models)
+    if k_values is not None:
+        k_values = sorted({int(k) for k in k_values})
+        if not k_values:
+            raise ValueError("--k-values: no value given")
+        k_min, k_max = k_values[0], k_values[-1]
     _check_settings(fraction, models, k_min, k_max, eta)
     if features is None:
         from raysweep.default_data import default_features
@@ -387,13 +397,13 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         features = default_features()
     matrix = read_feature_matrix(features)
     n_total = len(matrix.pid)
-    configs = _configs(models, k_min, k_max)
+    configs = _configs(models, k_values or range(k_min, k_max + 1))
     sizes = plan_rungs(n_total, fraction, len(configs), k_max, exhaustive, eta, min_rung_size)
     scaling = matrix.scaling()
     settings = {"features": str(features), "n_total": n_total, "feature_columns": matrix.columns,
                 "fraction": fraction, "models": models, "k_min": k_min, "k_max": k_max, "exhaustive": exhaustive,
                 "seed": seed, "eta": eta, "query_points": query_points, "exact_max_n": exact_max_n,
-                "min_rung_size": min_rung_size}
+                "min_rung_size": min_rung_size, "k_values": k_values}
     name = name or _default_name(features, settings)
     run_dir = Path(results) / name
     _check_same_run(run_dir / "rungs" / "settings.json", settings, name)
@@ -537,6 +547,7 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, builds, settings, 
         "models": settings["models"],
         "k_min": settings["k_min"],
         "k_max": settings["k_max"],
+        "k_values": settings["k_values"] or list(range(settings["k_min"], settings["k_max"] + 1)),
         "exhaustive": settings["exhaustive"],
         "agglomerative_method": {str(b["rung"]): b["agglomerative_method"] for b in ward},
         "birch_threshold": {str(b["rung"]): b["birch_threshold"] for b in birch},
@@ -573,6 +584,7 @@ def _parser():
     parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated model families")
     parser.add_argument("--k-min", type=int, default=2)
     parser.add_argument("--k-max", type=int, default=100)
+    parser.add_argument("--k-values", help="comma-separated k to search instead of --k-min..--k-max")
     parser.add_argument("--exhaustive", action="store_true", help="no early stopping: every config at the top rung")
     parser.add_argument("--results", default="results", help="results folder (RESULTS)")
     parser.add_argument("--name", help="run name (RUN); default derived from the settings, so reruns resume")
@@ -584,13 +596,22 @@ def _parser():
     return parser
 
 
+def _int_list(text):
+    if text is None:
+        return None
+    try:
+        return [int(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        raise ValueError(f"--k-values: expected comma-separated integers, got {text!r}") from None
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         run_dir = run_sweep(args.features, fraction=args.fraction, models=[m for m in args.models.split(",") if m],
-                            k_min=args.k_min, k_max=args.k_max, exhaustive=args.exhaustive, results=args.results,
-                            name=args.name, address=args.address, storage=args.storage, seed=args.seed,
-                            eta=args.eta, min_rung_size=args.min_rung_size)
+                            k_min=args.k_min, k_max=args.k_max, k_values=_int_list(args.k_values),
+                            exhaustive=args.exhaustive, results=args.results, name=args.name, address=args.address,
+                            storage=args.storage, seed=args.seed, eta=args.eta, min_rung_size=args.min_rung_size)
     except (ValueError, FileNotFoundError) as exc:
         print(f"raysweep.tune: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,237 @@
+"""Benchmarks of the sweep (issue 4), beside the original study's sequential method, on the same standardized rows.
+
+    python benchmarks/bench_sweep.py [--full] [--features F] [--seed-sweep PATH] [--n 20000] [--work DIR]
+
+Routine (``make bench``):
+  1. equal fidelity: a k-subset (k in 2, 10, 17, 25, 50, 100) x 4 models on n rows, ``--exhaustive``, exact
+     silhouette: raysweep (``python -m raysweep.tune``) and ``seed_sweep.py`` end to end, and per config;
+  3. early stopping against ``--exhaustive`` on the same k-subset: same winner? CPU time of the trials and builds;
+  4. Ray Tune's own overhead per trial: a grid of trivial trials (marginal cost between 20 and 220 trials).
+``--full`` runs 1 and 3 on all 396 configs (seed_sweep: ~1-2 h on 2 cores) and, with ``--features-1m``, benchmark 2
+(the full grid on 1,000,000 playlists, ``--fraction 1.0``, early stopping on: wall time and peak RSS).
+
+The baseline is found via ``--seed-sweep``, else ``$RAYSWEEP_SEED_SWEEP``, else ``../shared/bench/seed_sweep.py``
+beside the repository; it is run as a subprocess and never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+K_SUBSET = (2, 10, 17, 25, 50, 100)
+MODELS = ("kmeans", "birch", "agglomerative", "gmm")
+
+
+def _seed_sweep_path(argument):
+    path = Path(argument or os.environ.get("RAYSWEEP_SEED_SWEEP") or REPO.parent / "shared" / "bench" / "seed_sweep.py")
+    if not path.exists():
+        raise SystemExit(f"seed_sweep.py not found at {path}: pass --seed-sweep or set RAYSWEEP_SEED_SWEEP")
+    return path
+
+
+def prepare_rows(features, n, work):
+    """The first n rows of the sweep's permutation, standardized: as Parquet (for raysweep) and .npy (seed_sweep)."""
+    from raysweep.feature_matrix import read_feature_matrix, write_feature_matrix
+    from raysweep.samples import permutation
+
+    matrix = read_feature_matrix(features)
+    order = permutation(len(matrix.pid), 0)[:n]
+    values = matrix.scaled()[order]
+    parquet, npy = work / f"bench_{n}.parquet", work / f"bench_{n}.npy"
+    write_feature_matrix(parquet, matrix.pid[order], values, matrix.columns,
+                         {"source": "benchmark", "scaling": {"kind": "none"}})
+    np.save(npy, values)
+    return parquet, npy, len(matrix.pid), len(matrix.columns)
+
+
+def _tree_rss(process):
+    """Resident memory of a process and all its descendants (the driver and the Ray it started), in bytes."""
+    import psutil  # a dependency of ray
+
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_raysweep(parquet, work, name, k_values, exhaustive, fraction=1.0):
+    """``python -m raysweep.tune`` in a subprocess; returns (wall seconds, run dir, command, peak tree RSS bytes)."""
+    import psutil
+
+    command = [sys.executable, "-m", "raysweep.tune", "--features", str(parquet), "--fraction", str(fraction),
+               "--results", str(work / "results"), "--name", name]
+    if k_values is not None:
+        command += ["--k-values", ",".join(map(str, k_values))]
+    if exhaustive:
+        command.append("--exhaustive")
+    start = time.perf_counter()
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
+    watched, peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        peak = max(peak, _tree_rss(watched))
+        time.sleep(1.0)
+    if child.returncode != 0:
+        raise SystemExit(f"raysweep failed ({child.returncode}): {' '.join(command)}")
+    return time.perf_counter() - start, work / "results" / name, " ".join(command[1:]), peak
+
+
+def run_seed_sweep(seed_sweep, npy, k_values, k_range=None):
+    """seed_sweep.py over the given k (one call per k, or one call over ``k_range``); returns (wall, table)."""
+    calls = ([["--k-min", str(k_range[0]), "--k-max", str(k_range[1])]] if k_range is not None
+             else [["--k-min", str(k), "--k-max", str(k)] for k in k_values])
+    tables, wall = [], 0.0
+    for call in calls:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, str(seed_sweep), str(npy), "--n", "0", *call],
+                              check=True, capture_output=True, text=True)
+        wall += time.perf_counter() - start
+        tables.append(pd.read_csv(io.StringIO(done.stdout)))
+    return wall, pd.concat(tables, ignore_index=True)
+
+
+def trial_cpu_seconds(run_dir):
+    """CPU time of a raysweep run's trials and shared builds (each trial and build holds one CPU)."""
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    builds = json.loads((run_dir / "run.json").read_text())["shared_builds"]["builds"]
+    return float((board["fit_seconds"] + board["score_seconds"]).sum() + sum(b["seconds"] for b in builds))
+
+
+def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n):
+    """Benchmark 1; ``k_values`` None means the full grid k = 2..100."""
+    name = "exhaustive-full" if k_values is None else f"exhaustive-{len(k_values)}k"
+    wall_ray, run_dir, command, _ = run_raysweep(parquet, work, name, k_values, True)
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    run = json.loads((run_dir / "run.json").read_text())
+    wall_seed, seed = run_seed_sweep(seed_sweep, npy, k_values, k_range=(2, 100) if k_values is None else None)
+    seed["seconds"] = seed["fit_s"] + seed["score_s"]
+    board["seconds"] = board["fit_seconds"] + board["score_seconds"]
+    build_seconds = {b["structure"]: b["seconds"] for b in run["shared_builds"]["builds"]}
+    per_model = []
+    for model in MODELS:
+        ours = board.loc[board["model"] == model, "seconds"].sum()
+        ours += build_seconds.get({"agglomerative": "ward_tree", "birch": "birch_cf_tree"}.get(model, ""), 0.0)
+        theirs = seed.loc[seed["model"] == model, "seconds"].sum()
+        per_model.append({"model": model, "raysweep_s": round(ours, 1), "seed_s": round(theirs, 1),
+                          "speedup": round(theirs / ours, 1)})
+    merged = board.merge(seed, on=["model", "k"], suffixes=("", "_seed"))
+    return {
+        "configs": len(board), "n": n, "raysweep_wall_s": round(wall_ray, 1), "seed_wall_s": round(wall_seed, 1),
+        "speedup_end_to_end": round(wall_seed / wall_ray, 2),
+        "raysweep_cpu_s": round(trial_cpu_seconds(run_dir), 1), "seed_config_s": round(seed["seconds"].sum(), 1),
+        "per_model": per_model,
+        "silhouette_max_abs_diff_same_config": float((merged["silhouette"] - merged["silhouette_seed"]).abs().max()),
+        "raysweep_command": command,
+        "seed_command": (f"{seed_sweep} {npy} --n 0 --k-min 2 --k-max 100" if k_values is None else
+                         f"{seed_sweep} {npy} --n 0 --k-min K --k-max K (K in {','.join(map(str, k_values))})"),
+        "run_dir": str(run_dir),
+    }
+
+
+def early_stopping(parquet, work, k_values, exhaustive_dir):
+    name = "halving-full" if k_values is None else f"halving-{len(k_values)}k"
+    wall, run_dir, command, _ = run_raysweep(parquet, work, name, k_values, False)
+    reference = json.loads((exhaustive_dir / "winner.json").read_text())
+    winner = json.loads((run_dir / "winner.json").read_text())
+    ours, theirs = trial_cpu_seconds(run_dir), trial_cpu_seconds(exhaustive_dir)
+    run = json.loads((run_dir / "run.json").read_text())
+    return {"rungs": [(r["n"], r["configs"]) for r in run["rungs"]], "wall_s": round(wall, 1),
+            "winner": f"{winner['model']} k={winner['k']}", "exhaustive_winner": f"{reference['model']} k={reference['k']}",
+            "same_winner": (winner["model"], winner["k"]) == (reference["model"], reference["k"]),
+            "cpu_s": round(ours, 1), "exhaustive_cpu_s": round(theirs, 1), "cpu_fraction": round(ours / theirs, 3),
+            "command": command}
+
+
+def _trivial(config):
+    from ray import tune
+
+    tune.report({"value": config["i"]})
+
+
+def tune_overhead(work, small=20, large=220):
+    """Marginal wall time per trivial trial between ``small`` and ``large`` trials (reuse_actors=True, 2 CPUs)."""
+    import ray
+    from ray import tune
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    walls = {}
+    try:
+        for count in (small, large):
+            tuner = tune.Tuner(_trivial, param_space={"i": tune.grid_search(list(range(count)))},
+                               tune_config=tune.TuneConfig(reuse_actors=True),
+                               run_config=tune.RunConfig(storage_path=str(work / "overhead"), name=f"n{count}",
+                                                         verbose=0))
+            start = time.perf_counter()
+            tuner.fit()
+            walls[count] = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    return {"trials": [small, large], "wall_s": [round(walls[small], 2), round(walls[large], 2)],
+            "ms_per_trial": round(1000 * (walls[large] - walls[small]) / (large - small), 1)}
+
+
+def full_million(features_1m, work):
+    wall, run_dir, command, peak = run_raysweep(features_1m, work, "million", None, False, fraction=1.0)
+    winner = json.loads((run_dir / "winner.json").read_text())
+    return {"wall_min": round(wall / 60, 1), "peak_rss_process_tree_gib": round(peak / 2**30, 2),
+            "winner": f"{winner['model']} k={winner['k']}", "command": command}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="all 396 configs (and benchmark 2 with --features-1m)")
+    parser.add_argument("--features", help="feature matrix; default: the embedded default data set (20k playlists)")
+    parser.add_argument("--features-1m", help="feature matrix of 1,000,000 playlists for benchmark 2 (--full)")
+    parser.add_argument("--seed-sweep", help="path of seed_sweep.py")
+    parser.add_argument("--n", type=int, default=20_000, help="rows of the equal-fidelity comparison")
+    parser.add_argument("--work", help="scratch folder (default: a temporary one)")
+    parser.add_argument("--only", default="1,3,4", help="benchmarks to run, comma-separated (default 1,3,4)")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    seed_sweep = _seed_sweep_path(args.seed_sweep)
+    work = Path(args.work or tempfile.mkdtemp(prefix="raysweep-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.features is None:
+        from raysweep.default_data import default_features
+
+        features = default_features()
+    else:
+        features = args.features
+    k_values = None if args.full else list(K_SUBSET)
+    report = {"machine": f"{os.cpu_count()} CPUs, shared and loaded by other work (figures are noisy)",
+              "features": str(features)}
+    if {"1", "3"} & only:
+        parquet, npy, n_total, d = prepare_rows(features, args.n, work)
+        report["rows"] = f"{args.n:,} of {n_total:,} playlists x {d} features, standardized"
+        report["1_equal_fidelity"] = equal_fidelity(parquet, npy, seed_sweep, work, k_values, args.n)
+        print(json.dumps({"1_equal_fidelity": report["1_equal_fidelity"]}, indent=2), flush=True)
+        if "3" in only:
+            report["3_early_stopping"] = early_stopping(parquet, work, k_values,
+                                                        Path(report["1_equal_fidelity"]["run_dir"]))
+            print(json.dumps({"3_early_stopping": report["3_early_stopping"]}, indent=2), flush=True)
+    if "4" in only:
+        report["4_tune_overhead"] = tune_overhead(work)
+        print(json.dumps({"4_tune_overhead": report["4_tune_overhead"]}, indent=2), flush=True)
+    if args.full and args.features_1m:
+        report["2_million"] = full_million(args.features_1m, work)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
