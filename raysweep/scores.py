@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# Exact silhouette up to this many rows. Measured on the 2-core dev machine (see BENCHMARKS.md, scores):
-# exact silhouette of 20,000 x 13 takes ~1-2 s, which is about a KMeans fit at large k on the same rows;
-# the cost grows as n^2, so 50k would already be ~6x that per config and the query estimator takes over.
+# Exact silhouette up to this many rows: the study's 2% sample (20,000) stays exact, at 1.4-2.5 s CPU on one thread
+# (scikit-learn: 5.0 s; benchmarks/bench_scores.py). Exact costs n^2/2 distances, so 40,000 rows would already be 4x
+# that per config, while the estimator costs m*n (m = 2,000: 2.7 s CPU at n = 200,000).
 EXACT_SILHOUETTE_MAX_N = 20_000
 
-# Query points of the estimator: at m = 2,000 the standard error is ~0.005-0.01 on typical data
-# (sd of s(i) is ~0.2-0.4), smaller than the gaps between neighbouring k that matter for selection.
+# Query points of the estimator: SE = sd(s_i) / sqrt(2,000) = 0.022 sd(s_i). Measured sd(s_i) = 0.10-0.12 on
+# generated playlists (KMeans k = 5, 17, 100), so SE ~0.0025; the cost is m*n distances per config.
 DEFAULT_QUERY_POINTS = 2_000
 
 # Bytes of one (rows x n) float64 distance chunk of the query-row path: bounded memory at any n.
