@@ -145,6 +145,19 @@ def test_gmm_labels_and_info(blobs):
     assert info["converged"] and "lower_bound" in info
 
 
+def test_gmm_above_its_cap_fits_a_prefix_and_labels_every_row(blobs):
+    X, y = blobs
+    labels, info = gmm_labels(X, 5, seed=0, max_n=200)
+    assert info["fit_rows"] == 200 and labels.shape == (600,)
+    assert adjusted_rand_score(labels, y) > 0.95
+
+
+def test_gmm_diagonal_covariance_is_available(blobs):
+    X, y = blobs
+    labels, info = gmm_labels(X, 5, seed=0, covariance_type="diag")
+    assert info["covariance_type"] == "diag" and adjusted_rand_score(labels, y) > 0.95
+
+
 def test_convergence_warnings_are_recorded_not_raised():
     # Two distinct points, k=3: KMeans finds only 2 distinct clusters and warns.
     X = np.array([[0.0, 0.0]] * 5 + [[1.0, 1.0]] * 5)
