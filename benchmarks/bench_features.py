@@ -32,24 +32,26 @@ import pyarrow.parquet as pq
 
 MPD_TRACKS = 2_262_292
 MPD_PLAYLISTS = 1_000_000
-# Runs a module's main() and writes the process's own peak RSS (getrusage) where RAYSWEEP_BENCH_RSS says.
+# Runs the CLI's main() and writes the process's own peak RSS and CPU time (getrusage) where
+# RAYSWEEP_BENCH_USAGE says: on a shared machine CPU seconds well below wall seconds show the load.
 CHILD = ("import json, os, resource, sys; from raysweep.features.__main__ import main; status = main(sys.argv[1:]); "
-         "open(os.environ['RAYSWEEP_BENCH_RSS'], 'w').write(json.dumps("
-         "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); sys.exit(status)")
+         "usage = resource.getrusage(resource.RUSAGE_SELF); open(os.environ['RAYSWEEP_BENCH_USAGE'], 'w').write("
+         "json.dumps([usage.ru_maxrss, usage.ru_utime + usage.ru_stime])); sys.exit(status)")
 
 
 def measure(args: list[str], scratch: Path) -> dict:
-    """Run ``python -m raysweep.features ARGS`` in a subprocess: seconds, peak RSS (GiB), its JSON summary."""
-    rss_file = scratch / "rss.json"
+    """Run ``python -m raysweep.features ARGS`` in a subprocess: wall and CPU seconds, peak RSS (GiB), summary."""
+    usage_file = scratch / "usage.json"
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True,
-                          env={**os.environ, "RAYSWEEP_BENCH_RSS": str(rss_file)})
+                          env={**os.environ, "RAYSWEEP_BENCH_USAGE": str(usage_file)})
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"python -m raysweep.features {' '.join(args)} failed:\n{done.stderr}")
     summary = json.loads(done.stdout[done.stdout.index("{"):])
-    return {"seconds": round(seconds, 1), "peak_rss_gib": round(json.loads(rss_file.read_text()) / 2**20, 2),
-            "summary": summary}
+    max_rss_kib, cpu_seconds = json.loads(usage_file.read_text())
+    return {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+            "peak_rss_gib": round(max_rss_kib / 2**20, 2), "summary": summary}
 
 
 def write_mpd_shaped_dataset(root: Path, n_playlists: int, n_tracks: int = MPD_TRACKS, profiles: int = 17,

@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
 
     audio = commands.add_parser("audio", help="mean Spotify audio features per playlist",
                                 description="Mean of 13 audio features over each playlist's tracks, from a "
-                                            "feature table (--table) or the Spotify Web API (--spotify).")
+                                            "feature table (--table) or the Spotify Web API (--spotify), "
+                                            "through the track cache; with neither, from the cache alone.")
     audio.add_argument("--dataset", required=True, help="ingest output folder (playlists/, tracks/, ...)")
     audio.add_argument("--out", required=True, help="feature matrix to write (.parquet, local path or URI)")
     source = audio.add_mutually_exclusive_group()
