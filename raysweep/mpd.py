@@ -237,7 +237,7 @@ def _track_violations(track: object, index: int) -> list[str]:
     if missing:
         return [f"{where} misses field {key!r}" for key in missing]
     problems = []
-    if track["pos"] != index:
+    if not _is_int(track["pos"]) or track["pos"] != index:
         problems.append(f"{where} has pos {track['pos']!r}")
     if not _is_int(track["duration_ms"]) or track["duration_ms"] < 0:
         problems.append(f"{where} has duration_ms {track['duration_ms']!r}, not a non-negative integer")
