@@ -145,16 +145,20 @@ def load_features(run_record: dict, features: str | os.PathLike | None = None) -
 
 # --------------------------------------------------------------------------------------------- refit
 
-def fit_options(model: str, run_record: dict) -> dict:
-    """The shared settings the sweep recorded for ``model``, passed to ``fit_final`` for the full refit.
+def fit_options(model: str, run_record: dict, n_rows: int) -> dict:
+    """Extra arguments of ``fit_final`` for the full refit of ``model`` on ``n_rows`` rows.
 
-    Birch: the threshold of the sweep's top rung (run.json's ``birch_threshold``, keyed by rung); without one,
-    ``fit_final`` adapts a threshold to all rows.
+    Birch: ONE CF-tree over all rows (the sweep caps its trees to keep trials short; a refit runs once), at the
+    threshold of the sweep's top rung (run.json's ``birch_threshold``, keyed by rung) when it recorded one, else
+    a threshold ``fit_final`` adapts to all rows. Agglomerative: the sweep's own method (ward on a capped uniform
+    subset, the other rows joined to the nearest centroid), which ``fit_final`` applies by default.
     """
-    thresholds = run_record.get("birch_threshold") or {}
-    if model != "birch" or not thresholds:
+    if model != "birch":
         return {}
-    return {"threshold": float(thresholds[max(thresholds, key=int)])}
+    thresholds = run_record.get("birch_threshold") or {}
+    if not thresholds:
+        return {"max_n": n_rows}
+    return {"max_n": n_rows, "threshold": float(thresholds[max(thresholds, key=int)])}
 
 
 def assign(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -237,7 +241,7 @@ def stability(model: str, k: int, X: np.ndarray, labels: np.ndarray, fractions=S
         sample of fraction f is the prefix of ``round(f * n_samples)`` rows, as in the sweep
     labels : ndarray of shape (n_samples,), the full refit's labels of those rows
     fractions : sample fractions; a sample with fewer than ``MIN_ROWS_PER_CLUSTER * k`` rows is skipped
-    options : extra arguments of ``fit_final`` (the Birch threshold)
+    options : extra arguments of ``fit_final`` (:func:`fit_options`)
     seed : int, the seed of the fits
 
     Returns
@@ -567,7 +571,7 @@ def finalize(run: str | os.PathLike, model: str | None = None, k: int | None = N
     # builds its tree on a prefix (a uniform subset), and the stability samples are prefixes of this same order.
     order = permutation(len(X), seed)
     X = X[order]
-    options = fit_options(model, run_record)
+    options = fit_options(model, run_record, len(X))
     estimator = fit_final(model, k, X, seed, **options)
     step("refit", begun)
 

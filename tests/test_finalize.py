@@ -158,6 +158,16 @@ def test_every_model_family_finalizes(tmp_path, model):
         assert assignments["probability"].between(0, 1).all()
 
 
+def test_birch_builds_one_cf_tree_over_all_rows(tmp_path, monkeypatch):
+    import raysweep.models
+
+    monkeypatch.setattr(raysweep.models, "BIRCH_MAX_N", 100)  # the sweep's cap, far below the 800 rows
+    run, _, _ = make_run(tmp_path, n=800, model="birch")
+    finalize(run, **QUICK)
+    method = json.loads((run / "final" / "model.json").read_text())["method"]
+    assert (method["tree_rows"], method["capped"]) == (800, False)
+
+
 def test_rerun_replaces_the_previous_result(run_folder):
     run, _, _ = run_folder
     finalize(run, **QUICK)
