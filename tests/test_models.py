@@ -83,11 +83,11 @@ def test_birch_global_step_equals_birch_fit_predict(blobs, cf_tree, k):
 
 
 def test_birch_threshold_keeps_subclusters_near_target():
-    X, _ = make_blobs(n_samples=5_000, n_features=6, centers=10, cluster_std=2.0, random_state=0)
-    cf = birch_cf_tree(X, birch_threshold(X, target_subclusters=300))
-    # Default threshold 0.5 would give thousands of subclusters here; the adapted one is near the target.
-    assert 100 <= cf.n_subclusters <= 900
-    assert Birch(threshold=0.5, n_clusters=None).fit(X).subcluster_centers_.shape[0] > 3 * cf.n_subclusters
+    X, _ = make_blobs(n_samples=2_500, n_features=6, centers=10, cluster_std=2.0, random_state=0)
+    cf = birch_cf_tree(X, birch_threshold(X, target_subclusters=150))
+    # The default threshold 0.5 makes nearly every row its own subcluster here; the adapted one is near the target.
+    assert 50 <= cf.n_subclusters <= 450
+    assert Birch(threshold=0.5, n_clusters=None).fit(X).subcluster_centers_.shape[0] > 2_000
 
 
 def test_birch_raises_threshold_when_too_many_subclusters(blobs):
