@@ -440,7 +440,9 @@ class LoadedModel:
 
     Attributes
     ----------
-    estimator : raysweep.models.FinalModel, the refit from ``fit_final``
+    estimator : raysweep.models.FinalModel, the refit from ``fit_final``; it was fitted on the rows in the
+        sweep's permutation order, so its own ``labels_`` follow that order: the playlists' clusters are in
+        assignments.parquet
     metadata : dict, the contents of model.json (model, k, feature_columns, scaling, versions, sha256, ...)
     """
 

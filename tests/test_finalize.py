@@ -78,6 +78,19 @@ def test_assignments_cover_every_pid_once(run_folder):
     assert (assignments["distance"] >= 0).all()
 
 
+def test_distance_is_to_the_assigned_centre_in_the_scaled_space(run_folder):
+    from raysweep.feature_matrix import apply_scaling
+
+    run, _, _ = run_folder
+    finalize(run, **QUICK)
+    model = load_model(run / "final")
+    matrix = read_feature_matrix(json.loads((run / "run.json").read_text())["features"])
+    X = apply_scaling(matrix.values, model.metadata["scaling"])
+    assignments = pd.read_parquet(run / "final" / "assignments.parquet")
+    centres = model.estimator.cluster_centers_[assignments["cluster"]]
+    np.testing.assert_allclose(assignments["distance"], np.linalg.norm(X - centres, axis=1), rtol=1e-4)
+
+
 def test_clusters_recover_planted_blobs(run_folder):
     from sklearn.metrics import adjusted_rand_score
 
@@ -181,8 +194,8 @@ def test_failed_run_keeps_the_previous_result(run_folder, tmp_path):
     run, _, _ = run_folder
     finalize(run, **QUICK)
     before = (run / "final" / "assignments.parquet").read_bytes()
-    with pytest.raises(FileNotFoundError, match="dataset .* no playlists/"):
-        (tmp_path / "empty").mkdir()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="dataset .*empty: no playlists/"):
         finalize(run, dataset=tmp_path / "empty", **QUICK)
     assert (run / "final" / "assignments.parquet").read_bytes() == before
 
