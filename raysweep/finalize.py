@@ -701,6 +701,14 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
         if shown:
             where = f" (top rung, n = {_number(winner['n'])})" if winner.get("n") else ""
             lines.append(f"- Scores in the sweep{where}: " + ", ".join(shown))
+        best = winner.get("per_metric_best") or {}
+        if best:
+            labels = dict(SCORE_LABELS)
+            lines.append("- Each metric's own best: " + "; ".join(
+                f"{labels.get(metric, metric)} {entry['model']} k = {entry['k']} ({_number(entry['value'])})"
+                for metric, entry in best.items()))
+        if winner.get("pareto_front"):
+            lines.append(f"- Configs on the Pareto front of the three scores: {len(winner['pareto_front'])}")
     elif winner:
         lines.append(f"- The sweep's winner was {winner.get('model')}, k = {winner.get('k')}.")
     method = dict(summary["method"])
