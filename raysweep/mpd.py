@@ -184,12 +184,13 @@ def playlist_violations(playlist: object, pid_range: tuple[int, int] | None = No
     if playlist["num_followers"] < 1:
         problems.append(f"num_followers is {playlist['num_followers']}, below 1")
 
-    if not _tracks_well_formed(tracks):
+    columns = _track_columns(tracks)
+    if columns is None:
         problems.extend(problem for index, track in enumerate(tracks) for problem in _track_violations(track, index))
         return problems
-    albums = {track["album_uri"] for track in tracks}
-    artists = {track["artist_uri"] for track in tracks}
-    duration = sum(track["duration_ms"] for track in tracks)
+    albums = set(columns["album_uri"])
+    artists = set(columns["artist_uri"])
+    duration = sum(columns["duration_ms"])
     if playlist["num_albums"] != len(albums):
         problems.append(f"num_albums is {playlist['num_albums']} but the tracks have {len(albums)} distinct albums")
     if playlist["num_artists"] != len(artists):
@@ -204,25 +205,26 @@ def playlist_violations(playlist: object, pid_range: tuple[int, int] | None = No
     return problems
 
 
-def _tracks_well_formed(tracks: list) -> bool:
-    """Fast check, column by column, that every track has its fields, types, URI prefixes and pos == index.
+def _track_columns(tracks: list) -> dict[str, list] | None:
+    """The tracks' fields as columns if every track has its fields, types, URI prefixes and pos == index, else None.
 
-    Ingest calls the checker for every playlist, so this path avoids per-track Python calls; only a playlist
-    that fails it is diagnosed track by track by :func:`_track_violations`.
+    Ingest checks every playlist, so this path runs column by column without per-track Python calls; only a
+    playlist that fails it is diagnosed track by track by :func:`_track_violations`.
     """
     try:
-        positions = [track["pos"] for track in tracks]
-        durations = [track["duration_ms"] for track in tracks]
-        strings = {key: [track[key] for track in tracks] for key in _STR_TRACK_KEYS}
+        columns = {key: [track[key] for track in tracks] for key in TRACK_KEYS}
     except (KeyError, TypeError):  # a track that is not an object, or misses a field
-        return False
+        return None
+    positions, durations = columns["pos"], columns["duration_ms"]
     if positions != list(range(len(tracks))) or not _all_of_type(positions, int) or not _all_of_type(durations, int):
-        return False
+        return None
     if durations and min(durations) < 0:
-        return False
-    if not all(_all_of_type(values, str) for values in strings.values()):
-        return False
-    return all(all(map(str.startswith, strings[key], repeat(prefix))) for key, prefix in URI_PREFIXES.items())
+        return None
+    if not all(_all_of_type(columns[key], str) for key in _STR_TRACK_KEYS):
+        return None
+    if not all(all(map(str.startswith, columns[key], repeat(prefix))) for key, prefix in URI_PREFIXES.items()):
+        return None
+    return columns
 
 
 def _all_of_type(values: list, kind: type) -> bool:
