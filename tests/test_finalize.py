@@ -19,13 +19,14 @@ CENTRES = 4
 QUICK = {"quiet": True, "plots": False}  # plots are tested on their own: they dominate the run time
 
 
-def make_run(folder, n=2000, model="kmeans", k=CENTRES, winner=True, seed=0):
+def make_run(folder, n=2000, model="kmeans", k=CENTRES, winner=True, seed=0, scaled=True):
     """A sweep run folder as raysweep.tune writes it, for blob features in raw units far from standard."""
     values, planted = make_blobs(n_samples=n, centers=CENTRES, n_features=len(COLUMNS), cluster_std=0.4,
                                  center_box=(-10, 10), random_state=seed)
     values = values * np.array([0.1, 1.0, 20.0]) + np.array([0.5, 0.0, 120.0])  # tempo-like scale and offset
     pid = np.arange(n, dtype=np.int64) * 3 + 7  # pids need not be row numbers
-    scaling = {"kind": "standard", "mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist()}
+    scaling = ({"kind": "standard", "mean": values.mean(axis=0).tolist(), "std": values.std(axis=0).tolist()}
+               if scaled else {"kind": "none"})
     features = folder / "features.parquet"
     write_feature_matrix(features, pid, values, COLUMNS, {"source": "test", "scaling": scaling})
     run = folder / "results" / "blobs"
@@ -113,6 +114,15 @@ def test_profiles_agree_with_pandas_groupby_in_original_units(run_folder):
     for column in COLUMNS:
         np.testing.assert_allclose(profiles[f"mean_{column}"], expected[column], rtol=1e-6)
     assert profiles["mean_tempo"].min() > 50  # original units (tempo ~120), not standardized
+
+
+def test_unscaled_run_is_refitted_on_raw_values(tmp_path):
+    run, _, _ = make_run(tmp_path, scaled=False)
+    finalize(run, **QUICK)
+    model = load_model(run / "final")
+    assert model.metadata["scaling"] == {"kind": "none"}
+    # Raw tempo (x20) dominates the distances: the centres live in raw units.
+    assert np.ptp(model.estimator.cluster_centers_[:, 2]) > 20
 
 
 def test_stability_ari_is_one_on_well_separated_blobs(run_folder):
