@@ -293,17 +293,9 @@ def describe_from_dataset(dataset: str | os.PathLike, pid: np.ndarray, labels: n
     """
     import pyarrow.compute as pc
 
-    playlists = _dataset(dataset, "playlists", ["pid", "name_normalized"]).to_table()
-    tracks = _dataset(dataset, "tracks", ["track_id", "track_uri", "track_name", "artist_uri", "artist_name"])
-    tracks = tracks.to_table()
-    entries = _dataset(dataset, "playlist_tracks", ["pid", "track_id"])
-
+    playlists, tracks, entries = check_dataset(dataset, pid)
+    playlists, tracks = playlists.to_table(), tracks.to_table()
     playlist_pid = playlists.column("pid").to_numpy()
-    known = np.isin(pid, playlist_pid)
-    if not known.all():
-        examples = ", ".join(str(p) for p in pid[~known][:5])
-        raise ValueError(f"dataset {dataset}: {int((~known).sum()):,} of the feature matrix's {len(pid):,} pids "
-                         f"are not among its playlists (e.g. {examples}); is it the dataset the features came from?")
     cluster_of = _cluster_lookup(pid, labels)
     clusters = np.unique(labels)
 
@@ -359,6 +351,25 @@ def describe_from_dataset(dataset: str | os.PathLike, pid: np.ndarray, labels: n
                                                "track_uri": tracks.column("track_uri")})
                        for c in clusters],
     })
+
+
+def check_dataset(dataset: str | os.PathLike, pid: np.ndarray):
+    """Check that ``dataset`` is an ingest output holding every pid of the feature matrix.
+
+    Returns the ``playlists``, ``tracks`` and ``playlist_tracks`` datasets (pyarrow), restricted to the columns
+    the finalizer reads; raises naming the folder, table, columns or pids at fault.
+    """
+    if not Path(dataset).is_dir():
+        raise FileNotFoundError(f"dataset {dataset} does not exist (expected the output folder of raysweep.ingest)")
+    playlists = _dataset(dataset, "playlists", ["pid", "name_normalized"])
+    tracks = _dataset(dataset, "tracks", ["track_id", "track_uri", "track_name", "artist_uri", "artist_name"])
+    entries = _dataset(dataset, "playlist_tracks", ["pid", "track_id"])
+    known = np.isin(pid, playlists.to_table(columns=["pid"]).column("pid").to_numpy())
+    if not known.all():
+        examples = ", ".join(str(p) for p in pid[~known][:5])
+        raise ValueError(f"dataset {dataset}: {int((~known).sum()):,} of the feature matrix's {len(pid):,} pids "
+                         f"are not among its playlists (e.g. {examples}); is it the dataset the features came from?")
+    return playlists, tracks, entries
 
 
 def _dataset(dataset, name: str, columns: list[str]):
@@ -557,11 +568,11 @@ def finalize(run: str | os.PathLike, model: str | None = None, k: int | None = N
     run_dir = Path(run)
     run_record, winner = read_run(run_dir)
     model, k, source = resolve_choice(run_dir, winner, model, k)
-    if dataset is not None and not Path(dataset).is_dir():
-        raise FileNotFoundError(f"dataset {dataset} does not exist (expected the output folder of raysweep.ingest)")
 
     begun = time.perf_counter()
     matrix = load_features(run_record, features)
+    if dataset is not None:
+        check_dataset(dataset, matrix.pid)  # before the refit: a bad dataset fails in seconds, not after it
     X = apply_scaling(matrix.values, run_record["scaling"])
     if k >= len(X):
         raise ValueError(f"k={k} needs more than {len(X)} playlists")

@@ -311,9 +311,12 @@ def test_top_tracks_agree_with_pandas_counts(run_folder, tmp_path):
         assert [item["count"] for item in listed] == top["count"].tolist()
 
 
-def test_dataset_with_other_pids_is_an_error(run_folder, tmp_path):
+def test_dataset_with_other_pids_is_an_error_before_the_refit(run_folder, tmp_path, monkeypatch):
+    import raysweep.models
+
     run, pid, planted = run_folder
     dataset = make_dataset(tmp_path, pid + 1, planted)
+    monkeypatch.setattr(raysweep.models, "fit_final", lambda *args, **kwargs: pytest.fail("refit started"))
     with pytest.raises(ValueError, match="dataset .*: 2,000 of the feature matrix's 2,000 pids are not among"):
         finalize(run, dataset=dataset, **QUICK)
 
