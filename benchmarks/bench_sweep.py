@@ -56,22 +56,37 @@ def prepare_rows(features, n, work):
     return parquet, npy, len(matrix.pid), len(matrix.columns)
 
 
-def _tree_rss(process):
-    """Resident memory of a process and all its descendants (the driver and the Ray it started), in bytes."""
-    import psutil  # a dependency of ray
+def _tree_rss(root_pid):
+    """Resident memory of a process and all its descendants (the driver and the Ray it started), in bytes.
 
+    Read from /proc (Linux): the parent of every process, then VmRSS of the tree under ``root_pid``.
+    """
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
     total = 0
-    for member in [process, *process.children(recursive=True)]:
+    for pid in tree:
         try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
     return total
 
 
 def run_raysweep(parquet, work, name, k_values, exhaustive, fraction=1.0):
     """``python -m raysweep.tune`` in a subprocess; returns (wall seconds, run dir, command, peak tree RSS bytes)."""
-    import psutil
 
     command = [sys.executable, "-m", "raysweep.tune", "--features", str(parquet), "--fraction", str(fraction),
                "--results", str(work / "results"), "--name", name]
@@ -81,9 +96,9 @@ def run_raysweep(parquet, work, name, k_values, exhaustive, fraction=1.0):
         command.append("--exhaustive")
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
-    watched, peak = psutil.Process(child.pid), 0
+    peak = 0
     while child.poll() is None:
-        peak = max(peak, _tree_rss(watched))
+        peak = max(peak, _tree_rss(child.pid))
         time.sleep(1.0)
     if child.returncode != 0:
         raise SystemExit(f"raysweep failed ({child.returncode}): {' '.join(command)}")

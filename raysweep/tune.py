@@ -60,6 +60,10 @@ PROMOTION_REASONING = ("A barrier makes every promotion depend only on the score
 log = logging.getLogger(__name__)
 
 
+class SweepInterrupted(RuntimeError):
+    """A rung ended with configs that neither finished nor failed (Ctrl-C): rerun the command to resume."""
+
+
 # --------------------------------------------------------------------------------------------- the plan
 
 
@@ -415,6 +419,10 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
     X = np.ascontiguousarray(matrix.scaled()[order[: sizes[-1]]])
 
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    # On Ctrl-C these two would suggest Tuner.restore and list the unfinished trials; our own message says
+    # how to resume instead (the same command).
+    for noisy in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our progress line instead
     started_ray = _connect(address, num_cpus)
     import ray
@@ -496,8 +504,8 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
     recorded = {_key(r["model"], r["k"]) for r in rows}
     rows += [row for row in failed if _key(row["model"], row["k"]) not in recorded]
     if len(rows) != len(alive):
-        missing = sorted({_key(c["model"], c["k"]) for c in alive} - {_key(r["model"], r["k"]) for r in rows})
-        raise RuntimeError(f"rung {rung}: no result for {len(missing)} config(s) ({', '.join(missing[:5])}...)")
+        raise SweepInterrupted(f"interrupted in rung {rung}: {len(rows)} of {len(alive)} configs finished, kept in "
+                               f"{ledger.path}; run the same command again to resume")
     if all(str(r.get("status", "")).startswith("error") for r in rows):
         raise RuntimeError(f"rung {rung}: every trial failed; first error: {rows[0]['status']}")
     frame = _frame(rows)
@@ -615,6 +623,12 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as exc:
         print(f"raysweep.tune: error: {exc}", file=sys.stderr)
         return 2
+    except SweepInterrupted as exc:
+        print(f"raysweep.tune: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("raysweep.tune: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     winner = json.loads((run_dir / "winner.json").read_text())
     print(f"winner: {winner['model']} k={winner['k']} ({json.dumps(winner['scores'])})")
     print(f"results in {run_dir}")
