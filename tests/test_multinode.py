@@ -80,13 +80,13 @@ def test_sweep_survives_a_lost_worker(tmp_path, features, cluster):
         stdout=log, stderr=subprocess.STDOUT)
     experiment = storage / "lost" / "rung_0"
     try:
-        before = _wait_for_a_finished_trial(experiment, driver, timeout=90)
+        before = _wait_for_a_finished_trial(experiment, driver, timeout=180)
         # Lose the worker known to be running trials, without grace: its processes die at once, as when AWS
         # reclaims a spot instance (with reuse_actors it has already started its next trial).
         lost = next(w for w in workers if w.node_id in before.values())
         cluster.remove_node(lost, allow_graceful=False)
         replacement = cluster.add_node(num_cpus=1)
-        returncode = driver.wait(timeout=120)
+        returncode = driver.wait(timeout=300)
     finally:
         if driver.poll() is None:
             driver.kill()
