@@ -213,16 +213,37 @@ def test_ledger_rejects_a_corrupt_line_before_the_last(tmp_path):
 # --------------------------------------------------------------------------------------------- optional matplotlib
 
 
+@pytest.fixture(scope="module")
+def duplicates_run(ray_local, tmp_path_factory):
+    """A sweep without matplotlib on 600 rows that are only 3 distinct points: KMeans k = 2..5."""
+    root = tmp_path_factory.mktemp("duplicates")
+    values = np.repeat([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]], 200, axis=0)
+    write_feature_matrix(root / "dup.parquet", np.arange(600), values, ["a", "b"], {})
+    stderr = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        # A None entry in sys.modules makes the import fail, as if matplotlib were not installed.
+        patch.setitem(sys.modules, "matplotlib", None)
+        patch.setitem(sys.modules, "matplotlib.figure", None)
+        patch.setattr(sys, "stderr", stderr)
+        run_dir = run_sweep(root / "dup.parquet", fraction=1.0, models=["kmeans"], k_min=2, k_max=5,
+                            exhaustive=True, results=root, name="dup")
+    return SimpleNamespace(run_dir=run_dir, stderr=stderr.getvalue(),
+                           leaderboard=pd.read_parquet(run_dir / "leaderboard.parquet"))
+
+
 @pytest.mark.slow
-def test_sweep_works_without_matplotlib(ray_local, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    features = _blobs(tmp_path / "blobs.parquet", 600, centers=3)
-    run_dir = run_sweep(features, fraction=1.0, models=["kmeans"], k_min=2, k_max=4, exhaustive=True,
-                        results=tmp_path, name="noplots")
-    assert json.loads((run_dir / "winner.json").read_text())["k"] == 3
-    assert not (run_dir / "plots").exists()
-    assert "plots skipped" in capsys.readouterr().err
+def test_sweep_works_without_matplotlib(duplicates_run):
+    assert json.loads((duplicates_run.run_dir / "winner.json").read_text())["k"] == 3
+    assert not (duplicates_run.run_dir / "plots").exists()
+    assert "plots skipped" in duplicates_run.stderr
+
+
+@pytest.mark.slow
+def test_fewer_clusters_than_k_reports_effective_k_and_the_warning(duplicates_run):
+    board = duplicates_run.leaderboard.set_index("k")
+    assert board.loc[[4, 5], "effective_k"].tolist() == [3, 3]
+    assert board.loc[5, "warnings"].startswith("ConvergenceWarning: Number of distinct clusters (3)")
+    assert board.loc[2, "warnings"] == ""
 
 
 # --------------------------------------------------------------------------------------------- S3 storage
