@@ -6,10 +6,15 @@ import uuid
 import boto3
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 from sklearn.datasets import make_blobs
 
 from raysweep.feature_matrix import read_feature_matrix, write_feature_matrix
+from raysweep.ingest import ingest
+from raysweep.storage import filesystem_and_path
+from raysweep.synth import generate
 from raysweep.tune import run_sweep
 
 
@@ -29,6 +34,21 @@ def _uri(s3_endpoint, bucket_name, key):
 def _keys(client, bucket_name, prefix=""):
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket_name, Prefix=prefix)
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def test_ingest_dataset_in_the_bucket_reads_back_through_pyarrow(s3_endpoint, bucket, tmp_path):
+    client, name = bucket
+    generate(tmp_path / "mpd", 200, slice_size=100, seed=1, workers=1)
+    local = tmp_path / "dataset"
+    ingest(tmp_path / "mpd" / "data", local, workers=1)
+    s3, root = filesystem_and_path(_uri(s3_endpoint, name, "dataset"))
+
+    pafs.copy_files(str(local), root, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=s3)
+
+    assert "dataset/manifest.csv" in _keys(client, name)
+    for table in ("playlists", "tracks", "playlist_tracks"):
+        remote = ds.dataset(f"{root}/{table}", filesystem=s3, format="parquet").to_table()
+        assert remote.equals(ds.dataset(local / table, format="parquet").to_table()), table
 
 
 def test_feature_matrix_round_trips_through_the_bucket(s3_endpoint, bucket):
