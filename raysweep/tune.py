@@ -430,12 +430,11 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
     try:
         x_ref = ray.put(X)  # once per run: every rung's trials and builds read their prefix of it
         alive = configs
-        rung_records, frames, builds = [], [], []
+        rung_records, frames = [], []
         stopped = 0
         for rung, n in enumerate(sizes):
-            rows, rung_builds = _run_or_read_rung(run_dir, store, rung, n, alive, len(sizes), stopped, x_ref,
-                                                  seed, query_points, exact_max_n, progress)
-            builds.extend(rung_builds)
+            rows = _run_or_read_rung(run_dir, store, rung, n, alive, len(sizes), stopped, x_ref, seed, query_points,
+                                     exact_max_n, progress)
             frame = _frame(rows)
             frames.append(frame)
             top = rung == len(sizes) - 1
@@ -452,8 +451,7 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
             ray.shutdown()
 
     leaderboard = pd.concat(frames, ignore_index=True)
-    _write_outputs(run_dir, store, leaderboard, rung_records, builds, settings, scaling, matrix, storage,
-                   time.perf_counter() - started)
+    _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, time.perf_counter() - started)
     return run_dir
 
 
@@ -478,12 +476,12 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
     if path.exists() or store.fetch(run_dir, relative):
         rows = pd.read_parquet(path)
         _check_rung_configs(rows, alive, path)
-        return rows.to_dict("records"), []
+        return rows.to_dict("records")
 
     ledger = Ledger(run_dir / "rungs" / f"rung_{rung}.trials.jsonl")
     done, attempts = ledger.read()
     pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
-    failed, builds = [], []
+    failed = []
     if pending:
         import ray
 
@@ -511,7 +509,7 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
     frame = _frame(rows)
     _write_table(frame, path)
     store.mirror(run_dir, [relative])
-    return frame.to_dict("records"), builds
+    return frame.to_dict("records")
 
 
 def _check_rung_configs(rows, alive, path):
@@ -522,7 +520,7 @@ def _check_rung_configs(rows, alive, path):
                          "inconsistent: delete it or use another --name")
 
 
-def _write_outputs(run_dir, store, leaderboard, rung_records, builds, settings, scaling, matrix, storage, seconds):
+def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, seconds):
     from raysweep.plots import write_plots
 
     _write_table(leaderboard, run_dir / "leaderboard.parquet", run_dir / "leaderboard.csv")
@@ -535,7 +533,8 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, builds, settings, 
     plots = write_plots(leaderboard, rung_records, run_dir / "plots")
     _write_tensorboard(leaderboard, run_dir / "tensorboard")
 
-    all_builds = _read_builds(run_dir / "rungs" / "builds.jsonl") or builds
+    # Every build of every attempt (a rung resumed after a crash builds again, once).
+    all_builds = _read_builds(run_dir / "rungs" / "builds.jsonl")
     counts = {}
     for build in all_builds:
         counts.setdefault(build["structure"], {}).setdefault(str(build["rung"]), 0)
