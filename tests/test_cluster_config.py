@@ -112,9 +112,19 @@ def test_setup_installs_raysweep_at_the_locked_versions(raw):
     installs = [command for command in raw["setup_commands"] if "pip install" in command]
     assert installs, "no pip install in setup_commands"
     for command in installs:
-        assert "-c ~/raysweep/constraints.txt" in command
+        assert "-c ~/raysweep/constraints.txt -c ~/raysweep/cluster-constraints.txt" in command
     assert any(command.rstrip().endswith("~/raysweep") for command in installs)
     assert re.search(r"^ray==", (ROOT / "constraints.txt").read_text(), re.MULTILINE)
+
+
+def test_cluster_constraints_pin_exactly_and_do_not_contradict_the_lock():
+    def pins(name):
+        lines = (ROOT / name).read_text().splitlines()
+        return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+    lock, cluster = pins("constraints.txt"), pins("cluster-constraints.txt")
+    assert cluster and all(version for version in cluster.values())
+    assert not {n.lower() for n in lock} & {n.lower() for n in cluster}
 
 
 def test_s3_policy_is_limited_to_one_bucket():
