@@ -8,6 +8,7 @@ workers' Ray instances. Trials report their Ray node id, which tells the nodes a
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,9 @@ from sklearn.datasets import make_blobs
 
 from raysweep.feature_matrix import write_feature_matrix
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(os.environ.get("PYTEST_XDIST_WORKER")),
+                                 reason="a multi-node Ray cluster on this machine: never under pytest-xdist")]
 
 MODELS = ("kmeans", "gmm")
 K_MAX = 15
