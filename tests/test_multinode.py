@@ -55,8 +55,10 @@ def _finished_trials(experiment):
     finished = {}
     for path in experiment.glob("*/result.json"):
         lines = path.read_text().splitlines()
-        if lines:
+        try:
             finished[path.parent.name] = json.loads(lines[-1])["node_id"]
+        except (IndexError, json.JSONDecodeError):  # empty, or being written right now
+            continue
     return finished
 
 

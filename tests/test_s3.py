@@ -1,4 +1,5 @@
-"""Data and results on S3: every stage reads and writes s3:// URIs through pyarrow, here against moto on 127.0.0.1."""
+"""Data and results on S3 through pyarrow's S3 filesystem, against a moto server on 127.0.0.1: the ingest dataset,
+the feature matrix, and a sweep whose features, Ray Tune experiment and results live in the bucket."""
 
 import json
 import uuid
