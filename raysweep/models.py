@@ -28,6 +28,7 @@ from scipy.cluster.hierarchy import ward as scipy_ward
 from sklearn.cluster import Birch, KMeans
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
+from sklearn.mixture._gaussian_mixture import _compute_log_det_cholesky, _compute_precision_cholesky
 
 MODEL_NAMES = ("kmeans", "birch", "agglomerative", "gmm")
 
@@ -129,9 +130,70 @@ GMM_PARAMS = {"init_params": "kmeans", "n_init": 1, "max_iter": 100, "reg_covar"
 GMM_MAX_N = 200_000
 
 
+_GMM_CHUNK_ROWS = 32_768
+
+
+def _outer_rows(X):
+    """Row-wise outer products x x^T flattened, shape (n, d*d), float64."""
+    X = np.asarray(X, dtype=np.float64)
+    return (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+
+
+class _FullCovarianceMixture(GaussianMixture):
+    """GaussianMixture(covariance_type="full") with its E and M steps as a few large matrix products.
+
+    scikit-learn loops over components with (n x d) @ (d x d) products. Here both steps use the flattened outer
+    products z z^T (n x d^2) of the rows centred on the mixture's overall mean c: the Mahalanobis term is
+    ``vec(z z^T) . vec(P_k) - 2 z . P_k m_k + m_k . P_k m_k`` with z = x - c, m_k = mu_k - c, and the scatter of
+    component k is ``sum_i r_ik vec(z_i z_i^T) - n_k m_k m_k^T``: one (k x n) @ (n x d^2) product. Same EM: equal
+    iterations and lower bound to ~1e-10 (tests); 2.5x less CPU at 20k x 13, k=100 (23 s -> 9 s, one thread).
+    Centring on c keeps the cancellation at ~eps * spread^2, far below reg_covar; should a covariance still not be
+    positive definite, that step falls back to scikit-learn's per-component computation.
+    """
+
+    def _m_step(self, X, log_resp, xp=None):
+        resp = np.exp(log_resp)
+        nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps
+        X64 = np.asarray(X, dtype=np.float64)
+        means = (resp.T @ X64) / nk[:, None]
+        centre = nk @ means / nk.sum()
+        offsets = means - centre
+        d = X64.shape[1]
+        scatter = np.zeros((means.shape[0], d * d))
+        for start in range(0, X64.shape[0], _GMM_CHUNK_ROWS):
+            stop = start + _GMM_CHUNK_ROWS
+            scatter += resp[start:stop].T @ _outer_rows(X64[start:stop] - centre)
+        covariances = scatter.reshape(-1, d, d) / nk[:, None, None] - offsets[:, :, None] * offsets[:, None, :]
+        covariances[:, np.arange(d), np.arange(d)] += self.reg_covar
+        try:
+            precisions_cholesky = _compute_precision_cholesky(covariances, "full")
+        except ValueError:
+            return super()._m_step(X, log_resp)
+        self.weights_ = nk / nk.sum()
+        self.means_, self.covariances_, self.precisions_cholesky_ = means, covariances, precisions_cholesky
+
+    def _estimate_log_prob(self, X, xp=None):
+        n, d = X.shape
+        chol = self.precisions_cholesky_
+        precisions = chol @ chol.transpose(0, 2, 1)
+        centre = self.weights_ @ self.means_
+        offsets = self.means_ - centre
+        precision_offsets = np.einsum("kde,ke->kd", precisions, offsets)
+        constant = np.einsum("kd,kd->k", offsets, precision_offsets)
+        flat = precisions.reshape(-1, d * d).T
+        quadratic = np.empty((n, self.means_.shape[0]))
+        for start in range(0, n, _GMM_CHUNK_ROWS):
+            chunk = np.asarray(X[start : start + _GMM_CHUNK_ROWS], dtype=np.float64) - centre
+            quadratic[start : start + chunk.shape[0]] = (
+                _outer_rows(chunk) @ flat - 2.0 * (chunk @ precision_offsets.T) + constant)
+        log_det = _compute_log_det_cholesky(chol, "full", d)
+        return -0.5 * (d * np.log(2 * np.pi) + quadratic) + log_det
+
+
 def _fit_gmm(X, k, seed, covariance_type, max_n, n_threads, info):
     """Fit a GaussianMixture on at most the first max_n rows; return it and the labels of every row."""
-    estimator = GaussianMixture(n_components=k, covariance_type=covariance_type, random_state=seed, **GMM_PARAMS)
+    mixture = _FullCovarianceMixture if covariance_type == "full" else GaussianMixture
+    estimator = mixture(n_components=k, covariance_type=covariance_type, random_state=seed, **GMM_PARAMS)
     fit_rows = min(X.shape[0], int(max_n))
     with _thread_limit(n_threads), _recorded_warnings(info):
         if fit_rows == X.shape[0]:

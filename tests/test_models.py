@@ -5,9 +5,11 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering, Birch, KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
 
 from raysweep.models import (
     MODEL_NAMES,
+    _FullCovarianceMixture,
     agglomerative_method,
     birch_cf_tree,
     birch_labels,
@@ -143,6 +145,34 @@ def test_gmm_labels_and_info(blobs):
     labels, info = gmm_labels(X, 5, seed=0)
     assert adjusted_rand_score(labels, y) > 0.95
     assert info["converged"] and "lower_bound" in info
+
+
+@pytest.mark.parametrize("k", [3, 12])
+def test_full_covariance_mixture_equals_sklearn(blobs, k):
+    X, _ = blobs
+    ours = _FullCovarianceMixture(n_components=k, random_state=0).fit(X)
+    theirs = GaussianMixture(n_components=k, random_state=0).fit(X)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-10)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-8)
+
+
+def test_full_covariance_mixture_is_accurate_far_from_the_origin(blobs):
+    # Centring keeps the uncentred-scatter cancellation small even with a large offset.
+    X = blobs[0] + 1e6
+    ours = _FullCovarianceMixture(n_components=5, random_state=0).fit(X)
+    theirs = GaussianMixture(n_components=5, random_state=0).fit(X)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-5)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_full_covariance_mixture_singular_component_raises_sklearns_error():
+    # A component of identical points has zero scatter; without reg_covar its covariance is singular.
+    X = np.r_[np.zeros((20, 2)), np.random.default_rng(0).normal(5, 1, (40, 2))]
+    ours = _FullCovarianceMixture(n_components=2, reg_covar=0.0, random_state=0)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        ours.fit(X)
 
 
 def test_gmm_above_its_cap_fits_a_prefix_and_labels_every_row(blobs):
