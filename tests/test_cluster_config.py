@@ -107,8 +107,11 @@ def test_every_node_has_a_limited_instance_profile(prepared):
 
 
 def test_setup_installs_raysweep_at_the_locked_versions(raw):
-    mounted = {remote: local for remote, local in raw["file_mounts"].items()}
-    assert mounted["/home/ubuntu/raysweep"] == "."
+    # Every file the install reads is mounted, from the repository (paths relative to its root).
+    mounted = {remote.removeprefix("/home/ubuntu/raysweep/"): local for remote, local in raw["file_mounts"].items()}
+    needed = ["raysweep", "pyproject.toml", "README.md", "constraints.txt", "cluster-constraints.txt"]
+    assert {name: mounted.get(name) for name in needed} == {name: f"./{name}" for name in needed}
+    assert all((ROOT / name).exists() for name in needed)
     installs = [command for command in raw["setup_commands"] if "pip install" in command]
     assert installs, "no pip install in setup_commands"
     for command in installs:
