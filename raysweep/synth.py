@@ -12,8 +12,8 @@
 The model. A fixed catalog (independent of N, so the first slices of a small and a large data set are the
 same) of genres, each owning artists, who own albums, which own tracks. Popularity is Zipf-like at every level,
 so a few tracks appear in ~5% of playlists while most appear once or never. A taste profile is a mixture over
-genres dominated by one or two; a playlist draws its own genre mix around its profile (Dirichlet), a length
-(truncated log-normal: mean ~66, mode ~20, 5..250), then distinct tracks, redrawing the playlist if it breaks
+genres dominated by one; a playlist draws its own genre mix around its profile (Dirichlet), a length (truncated
+log-normal: mean ~66, mode ~20, 5..250), a few favourite artists, then distinct tracks, redrawing it if it breaks
 the dataset's selection rules (>= 3 artists, >= 2 albums), as the real sampling did. Audio features of a track
 are its genre's centre plus artist and track noise, so profiles differ in mean features, but noisily. Titles come
 from a vocabulary tied to the dominant genre, a generic one and a long compositional tail, in varied spelling.
@@ -59,7 +59,7 @@ FEATURE_CHUNK = 1 << 16  # tracks per audio-feature random stream, so a track's 
 DAY = 86_400
 LAST_DAY = 1_509_494_400  # 2017-11-01 UTC: the MPD drops tracks added later
 
-# Genre archetypes: share of track entries, then the centres of danceability, energy, speechiness,
+# Genre archetypes: relative popularity (share of the catalog's artists; sets profile prevalence), then the centres of danceability, energy, speechiness,
 # acousticness, instrumentalness, liveness, valence (probabilities), tempo (BPM), loudness (dB),
 # P(mode=1), mean track length (s), P(3/4 time); then base titles, most common first.
 _GENRES = (
