@@ -1,6 +1,7 @@
 """Scores and shared model structures against scikit-learn, single-threaded (a trial's budget).
 
-  python benchmarks/bench_scores.py            # routine: 20k rows silhouette, 200k rows DB/CH/estimator, ward 10k
+  python benchmarks/bench_scores.py            # routine: 20k rows silhouette and GMM, 200k rows DB/CH/estimator,
+                                               # ward 10k
   python benchmarks/bench_scores.py --full     # also 1M rows DB/CH/estimator, ward 20k, Birch CF-tree on 200k
 
 Data: make_blobs, 13 features (the audio feature count), 17 centres, standardized, float32 as the sweep holds it.
@@ -69,6 +70,15 @@ def bench_db_ch_estimator(n, k, m):
         timed(lambda: scores.score_labels(X, labels, query_idx=idx)))
 
 
+def bench_gmm(n, k):
+    from sklearn.mixture import GaussianMixture
+
+    X = features(n).astype(np.float64)
+    ours = timed(lambda: models.gmm_labels(X, k, seed=0)[1]["lower_bound"])
+    theirs = timed(lambda: GaussianMixture(n_components=k, random_state=0).fit(X).lower_bound_)
+    row("gmm full covariance fit", n, k, ours, theirs, note="value = EM lower bound")
+
+
 CHILD = """
 import json, resource, sys, time
 import numpy as np
@@ -115,6 +125,7 @@ def main(argv=None):
     with threadpool_limits(1):
         bench_silhouette(20_000, [17, 100])
         bench_db_ch_estimator(200_000, 100, scores.DEFAULT_QUERY_POINTS)
+        bench_gmm(20_000, 100)
         if args.full:
             bench_silhouette(40_000, [17])
             bench_db_ch_estimator(1_000_000, 100, scores.DEFAULT_QUERY_POINTS)
