@@ -59,9 +59,9 @@ FEATURE_CHUNK = 1 << 16  # tracks per audio-feature random stream, so a track's 
 DAY = 86_400
 LAST_DAY = 1_509_494_400  # 2017-11-01 UTC: the MPD drops tracks added later
 
-# Genre archetypes: relative popularity (share of the catalog's artists; sets profile prevalence), then the centres of danceability, energy, speechiness,
-# acousticness, instrumentalness, liveness, valence (probabilities), tempo (BPM), loudness (dB),
-# P(mode=1), mean track length (s), P(3/4 time); then base titles, most common first.
+# Genre archetypes: relative popularity (share of the catalog's artists; sets profile prevalence), then the
+# centres of danceability, energy, speechiness, acousticness, instrumentalness, liveness, valence (probabilities),
+# tempo (BPM), loudness (dB), P(mode=1), mean track length (s), P(3/4 time); then base titles, most common first.
 _GENRES = (
     ("pop", .13, .68, .68, .07, .18, .01, .17, .52, 118, -6.0, .62, 210, .02,
      "party|summer|pop|good vibes|pop hits|top hits|car|feels|new|happy"),

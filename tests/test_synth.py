@@ -21,7 +21,8 @@ def small(tmp_path_factory):
 
 
 def load_playlists(folder):
-    return [playlist for path in slice_files(folder / "data") for playlist in orjson.loads(path.read_bytes())["playlists"]]
+    return [playlist for path in slice_files(folder / "data")
+            for playlist in orjson.loads(path.read_bytes())["playlists"]]
 
 
 def test_slices_are_named_by_their_pid_range(small):
