@@ -112,7 +112,6 @@ _GENRES = (
     ("kpop", .01, .70, .80, .08, .12, .00, .18, .60, 122, -4.0, .60, 210, .01,
      "kpop|k-pop|bts|korean|anime|jpop|kpop 💕|idol|kdrama"),
 )
-GENRE_NAMES = tuple(genre[0] for genre in _GENRES)
 _GENRE_SHARE = np.array([genre[1] for genre in _GENRES]) / sum(genre[1] for genre in _GENRES)
 _PROB_CENTRES = np.array([genre[2:9] for genre in _GENRES])  # (n_genres, 7)
 _TEMPO, _LOUDNESS, _MODE_P, _LENGTH_S, _TRIPLE_P = (np.array([genre[i] for genre in _GENRES]) for i in range(9, 14))
@@ -176,9 +175,6 @@ class Catalog:
 
     def track_artist(self, tracks: np.ndarray) -> np.ndarray:
         return self.album_artist[self.track_album[tracks]]
-
-    def track_genre(self, tracks: np.ndarray) -> np.ndarray:
-        return self.artist_genre[self.track_artist(tracks)]
 
 
 def build_catalog(seed: int = 0) -> Catalog:
@@ -437,7 +433,6 @@ def _title(rng: np.random.Generator, dominant_genre: int) -> tuple[str, str | No
 
 @dataclass
 class _SliceStats:
-    index: int
     playlists: int
     track_entries: int
     json_bytes: int
@@ -517,11 +512,13 @@ def _generate_slice(folder: str, index: int, first_pid: int, count: int, n_profi
     path = Path(folder) / f"mpd.slice.{first_pid}-{first_pid + count - 1}.json"
     data = text.encode("ascii")
     path.write_bytes(data)  # the whole output folder is atomic (see generate), so one file need not be
-    return _SliceStats(index, count, sum(t.size for t in track_lists), len(data), used,
+    return _SliceStats(count, sum(t.size for t in track_lists), len(data), used,
                        np.arange(first_pid, first_pid + count, dtype=np.int64), profile_of.astype(np.int32))
 
 
-def _slice_text(records, track_lists, used, blocks, first_pid, count) -> str:
+def _slice_text(records: list[tuple], track_lists: list[np.ndarray], used: np.ndarray, blocks: list[str],
+                first_pid: int, count: int) -> str:
+    """The slice file's text: playlist ``records`` with their tracks, each track's block looked up in ``used``."""
     encode = json.encoder.encode_basestring_ascii
     parts = []
     for record, tracks in zip(records, track_lists):
