@@ -46,7 +46,9 @@ ETA = 3
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "fit_seconds", "status", "warnings", "trial_id", "score_seconds",
                        "shared_build", "node_id"]
-# Trials of the most expensive configs start first (largest k; GMM, then KMeans): fewer idle cores at the barrier.
+# Trial start order. Models without a shared structure first, so they run while the ward tree and the CF-tree are
+# being built; within that, the most expensive configs first (largest k; GMM before KMeans): fewer idle cores at
+# the rung barrier.
 _COST_ORDER = {"gmm": 0, "kmeans": 1, "birch": 2, "agglomerative": 3}
 PROMOTION_RULE = ("Synchronous successive halving with eta={eta}: rung r runs every config still alive on the first "
                   "n_r rows of one seeded permutation; once all of them have ended, they are ranked by the winner "
@@ -262,10 +264,10 @@ def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, see
     """One Ray Tune experiment over ``pending`` configs at one rung; returns rows of trials that errored."""
     from ray import tune
 
-    from raysweep._trainable import sweep_trial
+    from raysweep._trainable import SHARED_STRUCTURE, sweep_trial
 
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, data=refs), {"cpu": 1})
-    ordered = sorted(pending, key=lambda c: (-c["k"], _COST_ORDER[c["model"]]))
+    ordered = sorted(pending, key=lambda c: (c["model"] in SHARED_STRUCTURE, -c["k"], _COST_ORDER[c["model"]]))
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(ordered), "rung": rung, "n": n, "seed": seed,
@@ -486,10 +488,8 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
         import ray
 
         structures = sorted({SHARED_STRUCTURE[c["model"]] for c in pending if c["model"] in SHARED_STRUCTURE})
+        # The builds start before the trials and are not waited for: trials of other models run meanwhile.
         refs = {"X": x_ref, **_build_shared_structures(x_ref, structures, n, seed)}
-        builds = [{"rung": rung, **ray.get(refs[s])[1]} for s in structures]
-        with open(run_dir / "rungs" / "builds.jsonl", "a") as handle:
-            handle.writelines(json.dumps(build) + "\n" for build in builds)
         ledger.append({"event": "attempt", "attempt": attempts, "pending": len(pending)})
         experiment = f"rung_{rung}" if attempts == 0 else f"rung_{rung}-resume{attempts}"
         callbacks = [_ledger_callback(ledger, attempts)]
@@ -497,6 +497,9 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
             callbacks.append(ProgressLine(rung, n_rungs, n, len(alive), stopped, already_done=len(done)))
         failed = _run_rung_trials(rung, n, pending, refs, store, experiment, callbacks, seed, query_points,
                                   exact_max_n)
+        builds = [{"rung": rung, **ray.get(refs[s])[1]} for s in structures]
+        with open(run_dir / "rungs" / "builds.jsonl", "a") as handle:
+            handle.writelines(json.dumps(build) + "\n" for build in builds)
         done, _ = ledger.read()
     rows = [done[_key(c["model"], c["k"])] for c in alive if _key(c["model"], c["k"]) in done]
     recorded = {_key(r["model"], r["k"]) for r in rows}
