@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from raysweep.mpd import map_slices, normalize_name, playlist_violations, read_slice, slice_files, slice_pid_range
+from raysweep.mpd import check_playlist, map_slices, normalize_name, read_slice, slice_files, slice_pid_range
 from raysweep.storage import atomic_dir
 
 PLAYLISTS_SCHEMA = pa.schema([
@@ -85,13 +85,16 @@ def _read_slice_tables(path: str) -> _SliceTables:
     content = read_slice(path)
     pid_range = slice_pid_range(path)
     accepted, rejected = [], []
+    entries: dict[str, list] = {key: [] for key in _TRACK_FIELDS}  # one value per playlist entry
     for index, playlist in enumerate(content.playlists):
-        problems = playlist_violations(playlist, pid_range)
+        problems, track_columns = check_playlist(playlist, pid_range)
         if problems:
             pid = playlist.get("pid") if isinstance(playlist, dict) else None
             rejected.append((index, pid, "; ".join(problems)))
-        else:
-            accepted.append(playlist)
+            continue
+        accepted.append(playlist)
+        for key in _TRACK_FIELDS:
+            entries[key].extend(track_columns[key])
 
     names = [playlist["name"] for playlist in accepted]
     counts = np.array([playlist["num_tracks"] for playlist in accepted], dtype=np.int64)
@@ -107,14 +110,12 @@ def _read_slice_tables(path: str) -> _SliceTables:
         "description": pa.array([playlist.get("description") for playlist in accepted], pa.string()),
     }, schema=PLAYLISTS_SCHEMA)
 
-    entries = [track for playlist in accepted for track in playlist["tracks"]]
     # Arrow's dictionary encoding numbers distinct URIs by first occurrence: the slice-local track rows.
-    encoded = pa.array([track["track_uri"] for track in entries], pa.string()).dictionary_encode()
+    encoded = pa.array(entries["track_uri"], pa.string()).dictionary_encode()
     entry_track = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    _, first_entry = np.unique(entry_track, return_index=True)
-    firsts = [entries[i] for i in first_entry.tolist()]
-    tracks = pa.table({key: pa.array([track[key] for track in firsts], TRACKS_SCHEMA.field(key).type)
-                       for key in _TRACK_FIELDS})
+    first_entry = pa.array(np.unique(entry_track, return_index=True)[1])
+    tracks = pa.table({"track_uri": encoded.dictionary, **{
+        key: pa.array(entries[key], TRACKS_SCHEMA.field(key).type).take(first_entry) for key in _TRACK_FIELDS[1:]}})
     # pos equals the index in the playlist (checked), so it is a running count restarting at each playlist.
     starts = np.cumsum(counts) - counts
     entry_pos = (np.arange(int(counts.sum())) - np.repeat(starts, counts)).astype(np.int32)

@@ -155,11 +155,24 @@ def playlist_violations(playlist: object, pid_range: tuple[int, int] | None = No
     violations : list of str
         Empty when the playlist is valid.
     """
+    return check_playlist(playlist, pid_range)[0]
+
+
+def check_playlist(playlist: object, pid_range: tuple[int, int] | None = None
+                   ) -> tuple[list[str], dict[str, list] | None]:
+    """:func:`playlist_violations`, plus the tracks as columns, so that a caller need not walk them again.
+
+    Returns
+    -------
+    violations : list of str
+    track_columns : dict of str to list, or None
+        Each field of :data:`TRACK_KEYS` -> its values in track order; None when the tracks are not well formed.
+    """
     if not isinstance(playlist, dict):
-        return [f"not a JSON object but {type(playlist).__name__}"]
+        return [f"not a JSON object but {type(playlist).__name__}"], None
     problems = [f"missing field {key!r}" for key in PLAYLIST_KEYS if key not in playlist]
     if problems:
-        return problems
+        return problems, None
     for key in _INT_PLAYLIST_KEYS:
         if not _is_int(playlist[key]):
             problems.append(f"{key} is {playlist[key]!r}, not an integer")
@@ -173,7 +186,7 @@ def playlist_violations(playlist: object, pid_range: tuple[int, int] | None = No
     if not isinstance(tracks, list):
         problems.append(f"tracks is {type(tracks).__name__}, not an array")
     if problems:
-        return problems
+        return problems, None
 
     if pid_range is not None and not pid_range[0] <= playlist["pid"] <= pid_range[1]:
         problems.append(f"pid {playlist['pid']} outside the file's range {pid_range[0]}-{pid_range[1]}")
@@ -187,7 +200,7 @@ def playlist_violations(playlist: object, pid_range: tuple[int, int] | None = No
     columns = _track_columns(tracks)
     if columns is None:
         problems.extend(problem for index, track in enumerate(tracks) for problem in _track_violations(track, index))
-        return problems
+        return problems, None
     albums = set(columns["album_uri"])
     artists = set(columns["artist_uri"])
     duration = sum(columns["duration_ms"])
@@ -202,7 +215,7 @@ def playlist_violations(playlist: object, pid_range: tuple[int, int] | None = No
         problems.append(f"{len(artists)} distinct artists, below {MIN_ARTISTS}")
     if playlist["duration_ms"] != duration:
         problems.append(f"duration_ms is {playlist['duration_ms']} but the tracks sum to {duration}")
-    return problems
+    return problems, columns
 
 
 def _track_columns(tracks: list) -> dict[str, list] | None:
