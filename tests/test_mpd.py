@@ -6,6 +6,7 @@ import json
 import pytest
 
 from raysweep.mpd import (
+    check_playlist,
     map_slices,
     normalize_name,
     playlist_violations,
@@ -112,6 +113,16 @@ def test_bool_is_not_an_integer():
     playlist = make_playlist()
     playlist["tracks"][1]["pos"] = True  # equals 1 in Python, yet not a position
     assert any("track 1 has pos True" in problem for problem in playlist_violations(playlist))
+
+
+def test_check_playlist_returns_the_tracks_as_columns():
+    playlist = make_playlist()
+    problems, columns = check_playlist(playlist)
+    assert problems == []
+    assert columns["pos"] == [0, 1, 2, 3, 4]
+    assert columns["album_uri"] == [t["album_uri"] for t in playlist["tracks"]]
+    playlist["tracks"][0] = None
+    assert check_playlist(playlist) == (["track 0 is not a JSON object"], None)
 
 
 @pytest.mark.parametrize("title, normalized", [
