@@ -5,10 +5,12 @@ import json
 import re
 from pathlib import Path
 
+import boto3
 import jsonschema
 import pytest
 import yaml
-from ray.autoscaler._private.aws.config import _create_default_inbound_rules
+from moto import mock_aws
+from ray.autoscaler._private.aws.config import bootstrap_aws
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,18 +49,25 @@ def test_ray_validation_rejects_an_unknown_field(raw):
         validate_config(prepare_config(broken))
 
 
-def test_ingress_from_outside_is_ssh_only(prepared):
-    # The rules Ray's AWS bootstrap would authorize on the cluster's security group.
-    extra = prepared["provider"].get("security_group", {}).get("IpPermissions", [])
-    rules = _create_default_inbound_rules({"sg-cluster"}, extra)
-    for rule in rules:
-        if {"IpRanges", "Ipv6Ranges", "PrefixListIds"} & set(rule):
+def test_ray_bootstrap_opens_only_ssh_to_the_outside(prepared, tmp_path, monkeypatch):
+    # What `ray up` does first, run against moto's in-process EC2: pick subnets, create the key pair (written
+    # under HOME) and the cluster's security group with the rules Ray authorizes.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with mock_aws():
+        bootstrapped = bootstrap_aws(copy.deepcopy(prepared))
+        groups = boto3.client("ec2", region_name=prepared["provider"]["region"]).describe_security_groups()
+    cluster_group = [g for g in groups["SecurityGroups"] if g["GroupName"] == "ray-autoscaler-raysweep"]
+    assert len(cluster_group) == 1
+    group_id = cluster_group[0]["GroupId"]
+    for rule in cluster_group[0]["IpPermissions"]:
+        if rule["IpRanges"] or rule["Ipv6Ranges"] or rule["PrefixListIds"]:
             assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 22, 22), rule
         else:
-            assert [pair["GroupId"] for pair in rule["UserIdGroupPairs"]] == ["sg-cluster"], rule
-    # A node type with its own groups or interfaces would bypass that security group.
-    for name, node in prepared["available_node_types"].items():
-        assert not {"SecurityGroupIds", "NetworkInterfaces"} & set(node["node_config"]), name
+            assert [pair["GroupId"] for pair in rule["UserIdGroupPairs"]] == [group_id], rule
+    for name, node in bootstrapped["available_node_types"].items():
+        assert node["node_config"]["SecurityGroupIds"] == [group_id], name
+    # The named instance profiles were used: Ray created no role of its own (it would have EC2/S3 full access).
+    assert bootstrapped["head_node"] == {}
 
 
 def test_dashboard_is_bound_to_localhost(prepared):
