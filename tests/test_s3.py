@@ -16,7 +16,7 @@ from raysweep.feature_matrix import read_feature_matrix, write_feature_matrix
 from raysweep.ingest import ingest
 from raysweep.storage import filesystem_and_path
 from raysweep.synth import generate
-from raysweep.tune import run_sweep
+from raysweep.tune import main
 
 
 @pytest.fixture
@@ -77,15 +77,16 @@ def test_missing_feature_matrix_in_the_bucket_names_the_uri(s3_endpoint, bucket)
 
 
 @pytest.mark.slow
-def test_sweep_on_the_bucket_and_a_new_head_reads_it_back(ray_local, s3_endpoint, bucket, tmp_path):
+def test_sweep_command_on_the_bucket_and_a_new_head_reads_it_back(ray_local, s3_endpoint, bucket, tmp_path):
     client, name = bucket
     X, _ = make_blobs(n_samples=600, centers=3, n_features=4, cluster_std=0.8, random_state=0)
     features = _uri(s3_endpoint, name, "features/matrix.parquet")
     write_feature_matrix(features, np.arange(len(X)), X, ["f0", "f1", "f2", "f3"], {"source": "test"})
-    settings = {"fraction": 1.0, "models": ["kmeans"], "k_min": 2, "k_max": 5, "exhaustive": True, "name": "e2e",
-                "storage": _uri(s3_endpoint, name, "runs")}
+    command = ["--features", features, "--fraction", "1", "--models", "kmeans", "--k-min", "2", "--k-max", "5",
+               "--exhaustive", "--name", "e2e", "--storage", _uri(s3_endpoint, name, "runs")]
 
-    run_dir = run_sweep(features, results=tmp_path / "head_1", **settings)
+    assert main([*command, "--results", str(tmp_path / "head_1")]) == 0
+    run_dir = tmp_path / "head_1" / "e2e"
 
     keys = _keys(client, name, "runs/e2e/")
     assert {"runs/e2e/leaderboard.parquet", "runs/e2e/winner.json", "runs/e2e/run.json"} <= set(keys)
@@ -97,7 +98,8 @@ def test_sweep_on_the_bucket_and_a_new_head_reads_it_back(ray_local, s3_endpoint
 
     # A new head node (say the first one was lost): an empty results folder, the same command. The finished rung
     # comes back from the bucket; no trial runs again.
-    rerun_dir = run_sweep(features, results=tmp_path / "head_2", **settings)
+    assert main([*command, "--results", str(tmp_path / "head_2")]) == 0
+    rerun_dir = tmp_path / "head_2" / "e2e"
 
     assert not (rerun_dir / "rungs" / "rung_0.trials.jsonl").exists()
     assert [key for key in _keys(client, name, "runs/e2e/") if key.startswith("runs/e2e/rung_")] == tune_keys
