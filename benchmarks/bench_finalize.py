@@ -4,7 +4,7 @@ The features are Gaussian blobs drawn with NumPy (17 overlapping centres in 13 d
 scaled like audio features), written as a feature matrix with a standard scaling record; a run folder with a
 KMeans k=17 winner is written by hand, and ``python -m raysweep.finalize --run ...`` runs in a subprocess, timed
 end to end (interpreter start, reading, refit, assignments, profiles, stability on the 2% and 10% samples, plots,
-report). Peak RSS is the subprocess's maximum resident set (getrusage of children).
+report). Peak RSS and CPU time (user + system) are the subprocess's (getrusage of children).
 
     python benchmarks/bench_finalize.py [--rows 1000000] [--k 17] [--keep DIR] [--dataset]
 
@@ -117,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
-        peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux reports KiB
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_rss_mib = usage.ru_maxrss / 1024  # Linux reports KiB
+        cpu_seconds = usage.ru_utime + usage.ru_stime  # less sensitive than wall time to a shared machine's load
 
         summary = json.loads((run / "final" / "final.json").read_text())
         figures = {"rows": args.rows, "features": len(COLUMNS), "k": args.k, "wall_seconds": round(wall, 1),
-                   "peak_rss_mib": round(peak_rss_mib), "within_2_min": wall <= 120,
+                   "cpu_seconds": round(cpu_seconds, 1), "peak_rss_mib": round(peak_rss_mib), "within_2_min": wall <= 120,
                    "generate_seconds": round(generate_seconds, 1), "steps_seconds": summary["seconds"],
                    "kmeans_iterations": summary["method"].get("n_iter"),
                    "stability_ari": {f"{c['fraction']:.0%}": c["ari"] for c in summary["stability"]}}
