@@ -24,10 +24,8 @@ EXACT_SILHOUETTE_MAX_N = 20_000
 # generated playlists (KMeans k = 5, 17, 100), so SE ~0.0025; the cost is m*n distances per config.
 DEFAULT_QUERY_POINTS = 2_000
 
-# Bytes of one (rows x n) float64 distance chunk of the query-row path: bounded memory at any n.
-_CHUNK_BYTES = 32 * 2**20
-# Side of the square distance blocks of the exact path: 768^2 float64 = 4.5 MiB, cache-sized across the passes
-# over a block. Best of 3, CPU s at 20k x 13 (one thread): 512: 1.44, 768: 1.34, 1024: 1.62, 1536: 1.74.
+# Side of the square distance blocks (exact and query-row paths): 768^2 float64 = 4.5 MiB, cache-sized across the
+# passes over a block, and memory bounded at any n. Best of 3, CPU s at 20k x 13 (one thread): 512: 1.44, 768: 1.34, 1024: 1.62, 1536: 1.74.
 _SQUARE_BLOCK = 768
 
 
@@ -173,16 +171,24 @@ class _ClusterDistanceSums:
         local = np.maximum(self.starts[clusters], lo) - lo
         return clusters, local
 
-    def rows(self, rows, chunk_rows):
-        """Distance sums of the given rows (original indices), shape (len(rows), k)."""
+    def rows(self, rows, block):
+        """Distance sums of the given rows (original indices), shape (len(rows), k), in square blocks."""
         n = self.left.shape[0]
-        out = np.empty((rows.shape[0], self.n_clusters), dtype=np.float64)
-        for start in range(0, rows.shape[0], chunk_rows):
-            pos = self.position[rows[start : start + chunk_rows]]
-            D = self._distances(pos, slice(0, n))
-            # A point's distance to itself is exactly 0 (the expansion leaves rounding noise otherwise).
-            D[np.arange(pos.shape[0]), pos] = 0.0
-            out[start : start + pos.shape[0]] = np.add.reduceat(D, self.starts, axis=1)
+        out = np.zeros((rows.shape[0], self.n_clusters), dtype=np.float64)
+        for start in range(0, rows.shape[0], block):
+            pos = self.position[rows[start : start + block]]
+            left = self.left[pos]
+            local_rows = np.arange(pos.shape[0])
+            for c0 in range(0, n, block):
+                c1 = min(c0 + block, n)
+                D = left @ self.right[c0:c1].T
+                np.maximum(D, 0.0, out=D)
+                # A point's distance to itself is exactly 0 (the expansion leaves rounding noise otherwise).
+                own = (pos >= c0) & (pos < c1)
+                D[local_rows[own], pos[own] - c0] = 0.0
+                np.sqrt(D, out=D)
+                clusters, local = self._block_starts(c0, c1)
+                out[start : start + pos.shape[0], clusters] += np.add.reduceat(D, local, axis=1)
         return out
 
     def all_rows(self, block):
@@ -212,23 +218,20 @@ class _ClusterDistanceSums:
         return out[self.position]
 
 
-def _auto_chunk_rows(n, chunk_rows, square=False):
-    """Rows per distance block: given, or sized to ~_CHUNK_BYTES ((rows x n), or (rows x rows) if square)."""
-    if chunk_rows is not None:
-        if chunk_rows < 1:
-            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-        return int(chunk_rows)
-    if square:
+def _block_side(block):
+    if block is None:
         return _SQUARE_BLOCK
-    return max(1, _CHUNK_BYTES // (8 * max(n, 1)))
+    if block < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {block}")
+    return int(block)
 
 
 def _distance_sums(X, codes, sizes, rows, chunk_rows):
     """(len(rows), k) distance sums; rows=None means every row (the symmetric, half-work path)."""
     sums = _ClusterDistanceSums(X, codes, sizes)
     if rows is None:
-        return sums.all_rows(_auto_chunk_rows(X.shape[0], chunk_rows, square=True))
-    return sums.rows(rows, _auto_chunk_rows(X.shape[0], chunk_rows))
+        return sums.all_rows(_block_side(chunk_rows))
+    return sums.rows(rows, _block_side(chunk_rows))
 
 
 def _silhouette_from_sums(sums, own, sizes):
@@ -253,7 +256,7 @@ def silhouette_samples_exact(X, labels, rows=None, chunk_rows=None):
     rows : array-like of int of shape (m,), default=None
         Row indices to score; None scores every row.
     chunk_rows : int, default=None
-        Rows per distance block; None sizes blocks to ~32 MiB.
+        Side of the square float64 distance blocks; None uses 768 (4.5 MiB).
 
     Returns
     -------
@@ -279,7 +282,7 @@ def silhouette_exact(X, labels, chunk_rows=None):
     X : array-like of shape (n_samples, n_features)
     labels : array-like of shape (n_samples,)
     chunk_rows : int, default=None
-        Side of the square (chunk_rows x chunk_rows) float64 distance blocks; None sizes them to ~32 MiB.
+        Side of the square float64 distance blocks; None uses 768 (4.5 MiB).
 
     Returns
     -------
@@ -330,6 +333,7 @@ def silhouette_query_estimate(X, labels, query_idx, chunk_rows=None):
     query_idx : array-like of int of shape (m,)
         Distinct row indices, a uniform random sample (see :func:`silhouette_query_points`).
     chunk_rows : int, default=None
+        Side of the square float64 distance blocks; None uses 768 (4.5 MiB).
 
     Returns
     -------
@@ -359,6 +363,7 @@ def score_labels(X, labels, query_idx=None, exact_max_n=EXACT_SILHOUETTE_MAX_N, 
     exact_max_n : int, default=EXACT_SILHOUETTE_MAX_N
         Exact silhouette at or below this many rows.
     chunk_rows : int, default=None
+        Side of the square float64 distance blocks; None uses 768 (4.5 MiB).
 
     Returns
     -------
