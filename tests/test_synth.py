@@ -120,8 +120,10 @@ def test_refuses_a_non_empty_folder(tmp_path):
 
 def test_command_line_prints_the_summary(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "cli"), "--playlists", "20", "--slice-size", "10", "--workers", "1"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
     assert summary["playlists"] == 20 and summary["slices"] == 2
+    assert captured.err == ""  # no progress bar when stderr is not a terminal
     assert (tmp_path / "cli" / "data" / "mpd.slice.10-19.json").exists()
 
 
