@@ -42,8 +42,9 @@ AGGLOMERATIVE_MAX_N = 20_000
 BIRCH_TARGET_SUBCLUSTERS = 2_000
 BIRCH_MAX_SUBCLUSTERS = 5_000
 # scikit-learn inserts rows into the CF-tree one at a time in Python (200k x 13 rows: 20 s CPU, 81-93 s wall on the
-# loaded 2-core machine, 2,779 subclusters, 1.24 GB peak RSS). Above this many rows the tree is built on the sample's prefix (a uniform subset)
-# and every row is labelled by its nearest subcluster, which is how Birch labels its own rows anyway.
+# loaded 2-core machine, 2,779 subclusters, 1.24 GB peak RSS). Above this many rows the tree is built on the
+# sample's prefix (a uniform subset) and every row is labelled by its nearest subcluster, which is how Birch
+# labels its own rows anyway.
 BIRCH_MAX_N = 200_000
 
 
@@ -134,6 +135,12 @@ GMM_MAX_N = 200_000
 _GMM_CHUNK_ROWS = 32_768
 
 
+def _predict_in_chunks(mixture, X, chunk_rows=65_536):
+    """GaussianMixture.predict in row chunks: its (n x k) float64 log-probabilities are 800 MB at 1M x 100."""
+    chunks = range(0, X.shape[0], chunk_rows)
+    return np.concatenate([mixture.predict(X[start : start + chunk_rows]) for start in chunks])
+
+
 def _outer_rows(X):
     """Row-wise outer products x x^T flattened, shape (n, d*d), float64."""
     X = np.asarray(X, dtype=np.float64)
@@ -200,7 +207,7 @@ def _fit_gmm(X, k, seed, covariance_type, max_n, n_threads, info):
         if fit_rows == X.shape[0]:
             labels = estimator.fit_predict(X)
         else:
-            labels = estimator.fit(X[:fit_rows]).predict(X)
+            labels = _predict_in_chunks(estimator.fit(X[:fit_rows]), X)
     info.update(n_iter=int(estimator.n_iter_), converged=bool(estimator.converged_),
                 lower_bound=float(estimator.lower_bound_), fit_rows=int(fit_rows), covariance_type=covariance_type)
     return estimator, labels
@@ -611,8 +618,10 @@ class FinalModel:
     def predict(self, X):
         """Cluster of each row of X, shape (n_samples,)."""
         X = _check_X(X)
-        if self.model in ("kmeans", "gmm"):
+        if self.model == "kmeans":
             return self.estimator.predict(X)
+        if self.model == "gmm":
+            return _predict_in_chunks(self.estimator, X)
         if self.model == "birch":
             return self._subcluster_labels[pairwise_distances_argmin(X, self.estimator.subcluster_centers_)]
         return pairwise_distances_argmin(np.asarray(X, dtype=np.float64), self.cluster_centers_)
