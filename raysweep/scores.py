@@ -25,7 +25,8 @@ EXACT_SILHOUETTE_MAX_N = 20_000
 DEFAULT_QUERY_POINTS = 2_000
 
 # Side of the square distance blocks (exact and query-row paths): 768^2 float64 = 4.5 MiB, cache-sized across the
-# passes over a block, and memory bounded at any n. Best of 3, CPU s at 20k x 13 (one thread): 512: 1.44, 768: 1.34, 1024: 1.62, 1536: 1.74.
+# passes over a block, and memory bounded at any n. Best of 3, CPU s at 20k x 13 (one thread):
+# 512: 1.44, 768: 1.34, 1024: 1.62, 1536: 1.74.
 _SQUARE_BLOCK = 768
 
 
