@@ -25,13 +25,14 @@ RULE = ("Lowest mean rank over silhouette (higher is better), Davies-Bouldin (lo
         "clearly better on it, where silhouettes within one combined standard error count as tied; remaining ties "
         "go to the smaller k, then to the model order kmeans, birch, agglomerative, gmm.")
 
-REASONING = ("The three scores encode different ideas of a good clustering (silhouette: each point closer to its own "
-             "cluster than to the next; Davies-Bouldin: the worst overlap of each cluster with another; "
-             "Calinski-Harabasz: between- over within-cluster variance, unbounded and strongly dependent on k), so they "
-             "disagree and no single one is trusted: ranks put them on one scale without letting CH's magnitude "
-             "dominate, and the mean rank rewards a config that is good on all three. Silhouette differences smaller "
-             "than their standard error are sampling noise of the estimator and must not decide. Among equals the smaller k is preferred: simpler, more stable, "
-             "and easier to use as recommender segments.")
+REASONING = (
+    "The three scores encode different ideas of a good clustering (silhouette: each point closer to its own cluster "
+    "than to the next; Davies-Bouldin: the worst overlap of each cluster with another; Calinski-Harabasz: between- "
+    "over within-cluster variance, unbounded and strongly dependent on k), so they disagree and no single one is "
+    "trusted: ranks put them on one scale without letting CH's magnitude dominate, and the mean rank rewards a config "
+    "that is good on all three. Silhouette differences smaller than their standard error are sampling noise of the "
+    "estimator and must not decide. Among equals the smaller k is preferred: simpler, more stable, and easier to use "
+    "as recommender segments.")
 
 REQUIRED_COLUMNS = ("model", "k", "silhouette", "davies_bouldin", "calinski_harabasz", "status")
 
