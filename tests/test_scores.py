@@ -97,6 +97,18 @@ def test_query_estimate_standard_error_formula(blobs):
     np.testing.assert_allclose(se, s.std(ddof=1) / np.sqrt(200) * np.sqrt(1 - 200 / X.shape[0]), rtol=RTOL)
 
 
+def test_query_estimate_on_float32_input_is_within_rounding_of_float64(blobs):
+    # Far from the origin the float32 expansion |x|^2 + |y|^2 - 2xy cancels badly unless the rows are centred
+    # (uncentred: off by ~3e-5 here; centred: ~1e-8).
+    X32 = (blobs[0] + 1_000.0).astype(np.float32)
+    y = blobs[1]
+    idx = silhouette_query_points(X32.shape[0], 300, seed=1)
+    mean64, se64 = silhouette_query_estimate(X32.astype(np.float64), y, idx)
+    mean32, se32 = silhouette_query_estimate(X32, y, idx)
+    assert mean32 == pytest.approx(mean64, abs=1e-6)
+    assert se32 == pytest.approx(se64, rel=1e-3)
+
+
 def test_query_estimate_unbiased_where_sklearn_sample_size_is_biased():
     # Large k: in a sample of m points each cluster has only ~m/k members, so sklearn's within-sample
     # silhouette is systematically off; query points scored against all n points are not.
