@@ -17,7 +17,7 @@ import numpy as np
 
 # Exact silhouette up to this many rows: the study's 2% sample (20,000) stays exact, at 1.4-2.5 s CPU on one thread
 # (scikit-learn: 5.0 s; benchmarks/bench_scores.py). Exact costs n^2/2 distances, so 40,000 rows would already be 4x
-# that per config, while the estimator costs m*n (m = 2,000: 2.7 s CPU at n = 200,000).
+# that per config, while the estimator costs m*n (m = 2,000 on float32 rows: 1.5 s CPU at 200k, 7.8 s at 1M).
 EXACT_SILHOUETTE_MAX_N = 20_000
 
 # Query points of the estimator: SE = sd(s_i) / sqrt(2,000) = 0.022 sd(s_i). Measured sd(s_i) = 0.10-0.12 on
