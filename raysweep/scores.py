@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Exact silhouette up to this many rows: the study's 2% sample (20,000) stays exact, at 1.4-2.5 s CPU on one thread
-# (scikit-learn: 5.0 s; benchmarks/bench_scores.py). Exact costs n^2/2 distances, so 40,000 rows would already be 4x
+# Exact silhouette up to this many rows: the study's 2% sample (20,000) stays exact, at 1.3-1.7 s CPU on one thread
+# (scikit-learn: 5.3-6.3 s; benchmarks/bench_scores.py). Exact costs n^2/2 distances, so 40,000 rows would already be 4x
 # that per config, while the estimator costs m*n (m = 2,000 on float32 rows: 1.5 s CPU at 200k, 7.8 s at 1M).
 EXACT_SILHOUETTE_MAX_N = 20_000
 
