@@ -4,10 +4,10 @@ Davies-Bouldin and Calinski-Harabasz need only per-cluster sums and each point's
 centroid: O(n*d + k^2*d) time, float64 accumulation, equal to :mod:`sklearn.metrics` on identical labels.
 
 Silhouette is O(n^2). Where n is small enough (``EXACT_SILHOUETTE_MAX_N``) it is computed exactly, in float64,
-over cache-sized blocks of the symmetric distance matrix, each computed once. Above that, :func:`silhouette_query_estimate` draws
-m query points and computes each one's *exact* a(i), b(i) against all n points, so the mean is an unbiased
-estimate of the exact silhouette with a finite-population standard error (its distances are float32 for
-float32 input: ~1.7x faster, the estimate moves by ~1e-8). scikit-learn's
+over cache-sized blocks of the symmetric distance matrix, each block computed once. Above that,
+:func:`silhouette_query_estimate` draws m query points and computes each one's *exact* a(i), b(i) against all n
+points, so the mean is an unbiased estimate of the exact silhouette with a finite-population standard error (its
+distances are float32 for float32 input: ~1.7x faster, the estimate moves by ~1e-8). scikit-learn's
 ``silhouette_score(sample_size=m)`` is not used: it scores the sample against itself only, which shrinks every
 cluster to ~m/k points and biases the score more as k grows, the very parameter being chosen.
 """
