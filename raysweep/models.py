@@ -33,7 +33,7 @@ from sklearn.mixture._gaussian_mixture import _compute_log_det_cholesky, _comput
 MODEL_NAMES = ("kmeans", "birch", "agglomerative", "gmm")
 
 # Ward needs the condensed distance matrix, n(n-1)/2 float64, and SciPy's nearest-neighbour chain works on a copy
-# of it. Measured at 20,000 x 13 (benchmarks/bench_scores.py --full): 3.18 GB peak RSS, 35-41 s CPU; 10,000: 1.21 GB.
+# of it. Measured at 20,000 x 13 (benchmarks/bench_scores.py --full): 3.18 GB peak RSS, 35-46 s CPU; 10,000: 1.21 GB.
 # 20,000 is the study's 2% sample, so the equal-fidelity comparison stays exact ward; 1M rows would need ~8 TB.
 AGGLOMERATIVE_MAX_N = 20_000
 
@@ -41,8 +41,8 @@ AGGLOMERATIVE_MAX_N = 20_000
 # O(T^2) = a few hundred MB at most and each cut is instant, while T >> k_max = 100 keeps Birch's resolution.
 BIRCH_TARGET_SUBCLUSTERS = 2_000
 BIRCH_MAX_SUBCLUSTERS = 5_000
-# scikit-learn inserts rows into the CF-tree one at a time in Python (200k x 13 rows: 20 s CPU, 81-93 s wall on the
-# loaded 2-core machine, 2,779 subclusters, 1.24 GB peak RSS). Above this many rows the tree is built on the
+# scikit-learn inserts rows into the CF-tree one at a time in Python (200k x 13 rows: 19-20 s CPU, 20-93 s wall on
+# the shared 2-core machine, 2,779 subclusters, 1.24 GB peak RSS). Above this many rows the tree is built on the
 # sample's prefix (a uniform subset) and every row is labelled by its nearest subcluster, which is how Birch
 # labels its own rows anyway.
 BIRCH_MAX_N = 200_000
