@@ -225,16 +225,16 @@ def main(argv=None):
     seed_sweep = _seed_sweep_path(args.seed_sweep)
     work = Path(args.work or tempfile.mkdtemp(prefix="raysweep-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    if args.features is None:
-        from raysweep.default_data import default_features
-
-        features = default_features()
-    else:
-        features = args.features
     k_values = None if args.full else list(K_SUBSET)
-    report = {"machine": f"{os.cpu_count()} CPUs, shared and loaded by other work (figures are noisy)",
-              "features": str(features)}
+    report = {"machine": f"{os.cpu_count()} CPUs, shared and loaded by other work (figures are noisy)"}
     if {"1", "3"} & only:
+        if args.features is None:
+            from raysweep.default_data import default_features
+
+            features = default_features()
+        else:
+            features = args.features
+        report["features"] = str(features)
         parquet, npy, n_total, d = prepare_rows(features, args.n, work)
         report["rows"] = f"{args.n:,} of {n_total:,} playlists x {d} features, standardized"
         report["1_equal_fidelity"] = equal_fidelity(parquet, npy, seed_sweep, work, k_values, args.n)
