@@ -43,6 +43,7 @@ from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
 from raysweep.storage import atomic_file, filesystem_and_path, is_uri
 
 ETA = 3
+RUNG_ATTEMPTS = 3  # experiments per rung and command for configs left without a result (lost nodes)
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "fit_seconds", "status", "warnings", "trial_id", "score_seconds",
                        "shared_build", "node_id"]
@@ -278,6 +279,9 @@ def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, see
             callbacks=callbacks, failure_config=tune.FailureConfig(max_failures=2),
         ),
     )
+    # Tune's own SIGINT handler ends only the current experiment and returns; Ctrl-C must end the command
+    # (the ledger already holds every finished trial, so a rerun resumes).
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     grid = tuner.fit()
     failed = []
     for result in grid:
@@ -484,7 +488,11 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
     done, attempts = ledger.read()
     pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
     failed = []
-    if pending:
+    # A trial that Ray Tune could not retry (e.g. it was handed a reused actor on a node that had just died)
+    # ends without a result; such configs get a fresh experiment, a bounded number of times per command.
+    for _ in range(RUNG_ATTEMPTS):
+        if not pending:
+            break
         import ray
 
         structures = sorted({SHARED_STRUCTURE[c["model"]] for c in pending if c["model"] in SHARED_STRUCTURE})
@@ -500,7 +508,8 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
         builds = [{"rung": rung, **ray.get(refs[s])[1]} for s in structures]
         with open(run_dir / "rungs" / "builds.jsonl", "a") as handle:
             handle.writelines(json.dumps(build) + "\n" for build in builds)
-        done, _ = ledger.read()
+        done, attempts = ledger.read()
+        pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
     rows = [done[_key(c["model"], c["k"])] for c in alive if _key(c["model"], c["k"]) in done]
     recorded = {_key(r["model"], r["k"]) for r in rows}
     rows += [row for row in failed if _key(row["model"], row["k"]) not in recorded]

@@ -50,27 +50,29 @@ def cluster():
         cluster.shutdown()
 
 
-def _finished_trials(experiment):
-    """{trial folder: node id} of the trials whose result Tune has written so far."""
+def _finished_trials(ledger):
+    """{config: node id} of the trial results the driver has recorded so far (its ledger, written per result)."""
     finished = {}
-    for path in experiment.glob("*/result.json"):
-        lines = path.read_text().splitlines()
-        try:
-            finished[path.parent.name] = json.loads(lines[-1])["node_id"]
-        except (IndexError, json.JSONDecodeError):  # empty, or being written right now
-            continue
+    if ledger.exists():
+        for line in ledger.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # being written right now
+                continue
+            if record["event"] == "result":
+                finished[f"{record['model']}:{record['k']}"] = record["node_id"]
     return finished
 
 
-def _wait_for_a_finished_trial(experiment, driver, timeout):
+def _wait_for_a_finished_trial(ledger, driver, timeout):
     deadline = time.monotonic() + timeout
-    while not _finished_trials(experiment):
+    while not _finished_trials(ledger):
         if driver.poll() is not None:
-            pytest.fail(f"the sweep ended (exit {driver.returncode}) before any trial result was written")
+            pytest.fail(f"the sweep ended (exit {driver.returncode}) before any trial result was recorded")
         if time.monotonic() > deadline:
             pytest.fail(f"no trial had finished after {timeout} s")
         time.sleep(0.05)
-    return _finished_trials(experiment)
+    return _finished_trials(ledger)
 
 
 def test_sweep_survives_a_lost_worker(tmp_path, features, cluster):
@@ -83,9 +85,9 @@ def test_sweep_survives_a_lost_worker(tmp_path, features, cluster):
          "--k-min", "2", "--k-max", str(K_MAX), "--exhaustive", "--fraction", "1", "--results", str(results),
          "--name", "lost", "--address", cluster.address, "--storage", str(storage)],
         stdout=log, stderr=subprocess.STDOUT)
-    experiment = storage / "lost" / "rung_0"
+    ledger = results / "lost" / "rungs" / "rung_0.trials.jsonl"
     try:
-        before = _wait_for_a_finished_trial(experiment, driver, timeout=180)
+        before = _wait_for_a_finished_trial(ledger, driver, timeout=180)
         # Lose the worker known to be running trials, without grace: its processes die at once, as when AWS
         # reclaims a spot instance (with reuse_actors it has already started its next trial).
         lost = next(w for w in workers if w.node_id in before.values())
@@ -106,11 +108,11 @@ def test_sweep_survives_a_lost_worker(tmp_path, features, cluster):
     assert (leaderboard["status"] == "ok").all(), leaderboard["status"].tolist()
     assert np.isfinite(leaderboard["silhouette"]).all()
     # Every config finished exactly once: one result recorded each (the ledger), none computed twice.
-    ledger = (results / "lost" / "rungs" / "rung_0.trials.jsonl").read_text().splitlines()
-    recorded = [(r["model"], r["k"]) for r in map(json.loads, ledger) if r["event"] == "result"]
+    lines = ledger.read_text().splitlines()
+    recorded = [(r["model"], r["k"]) for r in map(json.loads, lines) if r["event"] == "result"]
     assert sorted(recorded) == sorted(zip(leaderboard["model"], leaderboard["k"]))
 
-    nodes = _finished_trials(experiment)
+    nodes = _finished_trials(ledger)
     assert len(nodes) == N_CONFIGS
     ran_on = set(nodes.values())
     assert ran_on <= {workers[0].node_id, workers[1].node_id, replacement.node_id}

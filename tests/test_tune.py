@@ -193,6 +193,31 @@ def test_resume_after_sigkill_does_not_recompute_finished_trials(ray_local, tmp_
     assert len(board) == 30 and (board["status"] == "ok").all()
 
 
+@pytest.mark.slow
+def test_ctrl_c_ends_the_command_with_a_resume_message(ray_local, tmp_path):
+    features = _blobs(tmp_path / "blobs.parquet", 3000)
+    args = ["--features", str(features), "--fraction", "1", "--models", "gmm,kmeans", "--k-min", "2", "--k-max",
+            "16", "--exhaustive", "--results", str(tmp_path / "results"), "--name", "ctrl-c",
+            "--address", ray_local.get_runtime_context().gcs_address]
+    ledger = Ledger(tmp_path / "results" / "ctrl-c" / "rungs" / "rung_0.trials.jsonl")
+    process = subprocess.Popen([sys.executable, "-m", "raysweep.tune", *args], cwd=REPO, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while len(ledger.read()[0]) < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    stderr = process.stderr.read().decode()
+    assert process.returncode == 130, stderr[-2000:]
+    assert "run the same command again to resume" in stderr
+    assert len(ledger.read()[0]) < 30, "Ctrl-C must not let the rung run on to its end"
+
+
 def test_ledger_ignores_a_last_line_cut_by_a_crash(tmp_path):
     ledger = Ledger(tmp_path / "rung_0.trials.jsonl")
     ledger.append({"event": "attempt", "attempt": 0})
