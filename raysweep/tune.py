@@ -262,11 +262,13 @@ def _build_shared_structures(x_ref, structures, n, seed):
 
 
 def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, seed, query_points, exact_max_n):
-    """One Ray Tune experiment over ``pending`` configs at one rung; returns rows of trials that errored."""
+    """One Ray Tune experiment over ``pending`` configs at one rung; returns rows of the trials that raised."""
+    import ray.exceptions as errors
     from ray import tune
 
     from raysweep._trainable import SHARED_STRUCTURE, sweep_trial
 
+    cluster_failures = (errors.RayActorError, errors.NodeDiedError, errors.WorkerCrashedError, errors.ObjectLostError)
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, data=refs), {"cpu": 1})
     ordered = sorted(pending, key=lambda c: (c["model"] in SHARED_STRUCTURE, -c["k"], _COST_ORDER[c["model"]]))
     tuner = tune.Tuner(
@@ -285,7 +287,8 @@ def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, see
     grid = tuner.fit()
     failed = []
     for result in grid:
-        if result.error is not None:
+        # A lost node or actor is the cluster's fault, not the config's: the caller runs that config again.
+        if result.error is not None and not isinstance(result.error, cluster_failures):
             config = result.config["trial"]
             failed.append({"model": config["model"], "k": config["k"], "rung": rung, "n": n,
                            "status": f"error: {type(result.error).__name__}: {str(result.error).splitlines()[0]}",
@@ -487,9 +490,10 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
     ledger = Ledger(run_dir / "rungs" / f"rung_{rung}.trials.jsonl")
     done, attempts = ledger.read()
     pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
-    failed = []
+    failed = {}
     # A trial that Ray Tune could not retry (e.g. it was handed a reused actor on a node that had just died)
     # ends without a result; such configs get a fresh experiment, a bounded number of times per command.
+    # A trial that raised keeps its error row and is not run again.
     for _ in range(RUNG_ATTEMPTS):
         if not pending:
             break
@@ -503,16 +507,17 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
         callbacks = [_ledger_callback(ledger, attempts)]
         if progress:
             callbacks.append(ProgressLine(rung, n_rungs, n, len(alive), stopped, already_done=len(done)))
-        failed = _run_rung_trials(rung, n, pending, refs, store, experiment, callbacks, seed, query_points,
+        raised = _run_rung_trials(rung, n, pending, refs, store, experiment, callbacks, seed, query_points,
                                   exact_max_n)
+        failed.update({_key(row["model"], row["k"]): row for row in raised})
         builds = [{"rung": rung, **ray.get(refs[s])[1]} for s in structures]
         with open(run_dir / "rungs" / "builds.jsonl", "a") as handle:
             handle.writelines(json.dumps(build) + "\n" for build in builds)
         done, attempts = ledger.read()
-        pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
+        finished = done.keys() | failed.keys()
+        pending = [c for c in alive if _key(c["model"], c["k"]) not in finished]
     rows = [done[_key(c["model"], c["k"])] for c in alive if _key(c["model"], c["k"]) in done]
-    recorded = {_key(r["model"], r["k"]) for r in rows}
-    rows += [row for row in failed if _key(row["model"], row["k"]) not in recorded]
+    rows += [row for key, row in failed.items() if key not in done]
     if len(rows) != len(alive):
         raise SweepInterrupted(f"interrupted in rung {rung}: {len(rows)} of {len(alive)} configs finished, kept in "
                                f"{ledger.path}; run the same command again to resume")

