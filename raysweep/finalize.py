@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raysweep.feature_matrix import FeatureMatrix, apply_scaling, read_feature_matrix
+from raysweep.ingest import open_table
 from raysweep.storage import atomic_dir
 
 STABILITY_FRACTIONS = (0.02, 0.10)  # the original study's two sample sizes
@@ -373,15 +374,7 @@ def check_dataset(dataset: str | os.PathLike, pid: np.ndarray):
 
 
 def _dataset(dataset, name: str, columns: list[str]):
-    import pyarrow.dataset as pads
-
-    location = Path(dataset) / name
-    if not location.exists():
-        raise FileNotFoundError(f"dataset {dataset}: no {name}/ (expected the output of raysweep.ingest)")
-    part = pads.dataset(location, format="parquet")
-    missing = [c for c in columns if c not in part.schema.names]
-    if missing:
-        raise ValueError(f"dataset {dataset}: {name}/ lacks the columns {', '.join(missing)}")
+    part = open_table(dataset, name, columns)
     return part.replace_schema(pa.schema([part.schema.field(c) for c in columns]))
 
 

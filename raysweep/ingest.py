@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -162,6 +163,18 @@ class _DatasetWriter:
         self.writer.write_table(table.combine_chunks(), row_group_size=self.row_group_rows)
         self.groups_in_file += 1
         self.rows += table.num_rows
+
+
+def open_table(dataset: str | os.PathLike, name: str, columns: list[str]) -> pads.Dataset:
+    """One table (``playlists``, ``tracks`` or ``playlist_tracks``) of an ingest output, checked for ``columns``."""
+    path = Path(dataset) / name
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {dataset}: no {name}/ folder (is it the output of raysweep.ingest?)")
+    table = pads.dataset(path, format="parquet")
+    absent = [c for c in columns if c not in table.schema.names]
+    if absent:
+        raise ValueError(f"dataset {dataset}: {name}/ lacks columns {', '.join(absent)}")
+    return table
 
 
 def ingest(src: str | os.PathLike, out: str | os.PathLike, workers: int | None = None,

@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from raysweep.feature_matrix import validate_values, write_feature_matrix
+from raysweep.ingest import open_table
 from raysweep.storage import is_uri
 
 AUDIO_FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
@@ -210,14 +211,7 @@ def dataset_track_uris(dataset: str | os.PathLike) -> tuple[np.ndarray, pa.Array
 
 
 def _read_dataset(dataset, name: str, columns: list[str]) -> pa.Table:
-    path = Path(dataset) / name
-    if not path.exists():
-        raise FileNotFoundError(f"dataset {dataset}: no {name}/ folder (is it the output of raysweep.ingest?)")
-    part = ds.dataset(path, format="parquet")
-    absent = [c for c in columns if c not in part.schema.names]
-    if absent:
-        raise ValueError(f"dataset {dataset}: {name}/ lacks columns {', '.join(absent)}")
-    return part.to_table(columns=columns)
+    return open_table(dataset, name, columns).to_table(columns=columns)
 
 
 def playlist_track_sums(dataset: str | os.PathLike, pid: np.ndarray, track_values: np.ndarray,

@@ -16,29 +16,17 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
-import pyarrow.dataset as ds
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.preprocessing import normalize
 
 from raysweep.feature_matrix import validate_values, write_feature_matrix
+from raysweep.ingest import open_table
 
 WEIGHTING = "tfidf: sublinear tf (1 + log count), smooth idf, rows L2-normalized (sklearn TfidfTransformer)"
-
-
-def _dataset_part(dataset, name: str, columns: list[str]) -> ds.Dataset:
-    path = Path(dataset) / name
-    if not path.exists():
-        raise FileNotFoundError(f"dataset {dataset}: no {name}/ folder (is it the output of raysweep.ingest?)")
-    part = ds.dataset(path, format="parquet")
-    absent = [c for c in columns if c not in part.schema.names]
-    if absent:
-        raise ValueError(f"dataset {dataset}: {name}/ lacks columns {', '.join(absent)}")
-    return part
 
 
 def playlist_track_matrix(dataset: str | os.PathLike) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -49,13 +37,13 @@ def playlist_track_matrix(dataset: str | os.PathLike) -> tuple[sp.csr_matrix, np
     counts : csr_matrix of shape (n_playlists, n_tracks), float32; entry = times the track is in the playlist
     pid : ndarray of shape (n_playlists,), int64, sorted; row i is playlist ``pid[i]``
     """
-    pid = np.sort(_dataset_part(dataset, "playlists", ["pid"]).to_table(columns=["pid"])
+    pid = np.sort(open_table(dataset, "playlists", ["pid"]).to_table(columns=["pid"])
                   .column("pid").to_numpy().astype(np.int64))
     if len(pid) == 0:
         raise ValueError(f"dataset {dataset}: playlists/ is empty")
-    tracks = _dataset_part(dataset, "tracks", ["track_id"])
+    tracks = open_table(dataset, "tracks", ["track_id"])
     n_tracks = tracks.count_rows()
-    entries = _dataset_part(dataset, "playlist_tracks", ["pid", "track_id"])
+    entries = open_table(dataset, "playlist_tracks", ["pid", "track_id"])
     nnz = entries.count_rows()
     rows = np.empty(nnz, dtype=np.int32)
     cols = np.empty(nnz, dtype=np.int32)
