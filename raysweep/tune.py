@@ -37,7 +37,7 @@ import pyarrow.fs as pafs
 
 from raysweep import samples, selection
 from raysweep.feature_matrix import read_feature_matrix
-from raysweep.models import MODEL_NAMES
+from raysweep.models import GMM_MAX_N, MODEL_NAMES, birch_method
 from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
 from raysweep.storage import atomic_file, filesystem_and_path, is_uri
 
@@ -574,6 +574,9 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
         "exhaustive": settings["exhaustive"],
         "agglomerative_method": {str(b["rung"]): b["agglomerative_method"] for b in ward},
         "birch_threshold": {str(b["rung"]): b["birch_threshold"] for b in birch},
+        "birch_method": {str(b["rung"]): birch_method(b["n"])["description"] for b in birch},
+        "gmm_method": (f"GaussianMixture fitted on at most the first {GMM_MAX_N:,} rows of the sample (a uniform "
+                       "random subset); every row labelled by predict"),
         "silhouette": {"exact_max_n": settings["exact_max_n"], "query_points": settings["query_points"],
                        "estimator": "above exact_max_n rows: the first query_points rows of the rung's sample "
                                     "(a uniform random subset, the same playlists for every config and rung), "

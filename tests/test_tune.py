@@ -115,6 +115,8 @@ def test_run_json_holds_the_finalizer_contract(sweep):
     assert sweep.run["feature_columns"] == ["f0", "f1", "f2", "f3"]
     assert sweep.run["scaling"]["kind"] == "standard"
     assert sweep.run["birch_threshold"]["0"] > 0
+    assert sweep.run["birch_method"]["0"].startswith("Birch CF-tree on all 167 rows")
+    assert "GaussianMixture fitted on at most the first 200,000 rows" in sweep.run["gmm_method"]
 
 
 @pytest.mark.slow
