@@ -32,3 +32,19 @@ def s3_endpoint():
     host, port = server.get_host_and_port()
     yield f"{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def generated_mpd(tmp_path_factory):
+    """1,000 generated playlists (5 planted profiles) and their ingest output, built once for the session.
+
+    Returns the folder holding ``mpd/`` (slices, track audio features, planted profiles) and ``dataset/``.
+    Tests read it and write their outputs elsewhere.
+    """
+    from raysweep.ingest import ingest
+    from raysweep.synth import generate
+
+    folder = tmp_path_factory.mktemp("generated_mpd")
+    generate(folder / "mpd", 1000, slice_size=500, profiles=5, seed=0)
+    ingest(folder / "mpd" / "data", folder / "dataset", workers=1)
+    return folder

@@ -208,19 +208,14 @@ def test_cli_bad_table_exits_1_naming_it(random_dataset, capsys):
 
 
 @pytest.mark.slow
-def test_generated_data_means_equal_pandas_groupby(tmp_path):
-    from raysweep.ingest import ingest
-    from raysweep.synth import generate
-
-    generate(tmp_path / "mpd", 600, slice_size=300, profiles=5, seed=0)
-    ingest(tmp_path / "mpd" / "data", tmp_path / "dataset", workers=1)
-    summary = build_audio_features(tmp_path / "dataset", tmp_path / "out.parquet",
-                                   table=tmp_path / "mpd" / "track_audio_features.parquet")
+def test_generated_data_means_equal_pandas_groupby(generated_mpd, tmp_path):
+    summary = build_audio_features(generated_mpd / "dataset", tmp_path / "out.parquet",
+                                   table=generated_mpd / "mpd" / "track_audio_features.parquet")
     assert summary["coverage"]["track_coverage"] == 1.0
     assert summary["n_playlists_left_out"] == 0
-    entries = pq.read_table(tmp_path / "dataset" / "playlist_tracks").to_pandas()
-    tracks = pq.read_table(tmp_path / "dataset" / "tracks", columns=["track_id", "track_uri"]).to_pandas()
-    table = pd.read_parquet(tmp_path / "mpd" / "track_audio_features.parquet")
+    entries = pq.read_table(generated_mpd / "dataset" / "playlist_tracks").to_pandas()
+    tracks = pq.read_table(generated_mpd / "dataset" / "tracks", columns=["track_id", "track_uri"]).to_pandas()
+    table = pd.read_parquet(generated_mpd / "mpd" / "track_audio_features.parquet")
     expected = (entries.merge(tracks, on="track_id").merge(table, on="track_uri")
                 .groupby("pid")[list(AUDIO_FEATURES)].mean().sort_index())
     matrix = read_feature_matrix(tmp_path / "out.parquet")

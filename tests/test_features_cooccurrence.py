@@ -112,17 +112,12 @@ def test_cli_missing_dataset_exits_1_naming_it(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_embedding_of_generated_data_separates_its_planted_profiles(tmp_path):
+def test_embedding_of_generated_data_separates_its_planted_profiles(generated_mpd, tmp_path):
     import pyarrow.parquet as pq
 
-    from raysweep.ingest import ingest
-    from raysweep.synth import generate
-
-    generate(tmp_path / "mpd", 1000, slice_size=500, profiles=5, seed=0)
-    ingest(tmp_path / "mpd" / "data", tmp_path / "dataset", workers=1)
-    build_cooccurrence_embedding(tmp_path / "dataset", tmp_path / "emb.parquet", dim=16, seed=0)
+    build_cooccurrence_embedding(generated_mpd / "dataset", tmp_path / "emb.parquet", dim=16, seed=0)
     matrix = read_feature_matrix(tmp_path / "emb.parquet")
-    planted = pq.read_table(tmp_path / "mpd" / "planted_profiles.parquet").to_pandas().set_index("pid")["profile"]
+    planted = pq.read_table(generated_mpd / "mpd" / "planted_profiles.parquet").to_pandas().set_index("pid")["profile"]
     labels = planted.loc[matrix.pid].to_numpy()
     chance = float(((np.bincount(labels) / len(labels)) ** 2).sum())
     assert chance < 0.25
