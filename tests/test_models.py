@@ -8,6 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
 from raysweep.models import (
+    KMEANS_INITS,
     MODEL_NAMES,
     _FullCovarianceMixture,
     agglomerative_method,
@@ -137,7 +138,7 @@ def test_kmeans_labels_and_info(blobs):
     labels, info = kmeans_labels(X, 5, seed=0, n_threads=1)
     assert adjusted_rand_score(labels, y) == 1.0
     assert info["converged"] and info["n_iter"] >= 1 and info["warnings"] == []
-    np.testing.assert_array_equal(labels, KMeans(5, n_init=1, random_state=0).fit_predict(X))
+    np.testing.assert_array_equal(labels, KMeans(5, n_init=KMEANS_INITS, random_state=0).fit_predict(X))
 
 
 def test_gmm_labels_and_info(blobs):
