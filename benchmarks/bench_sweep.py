@@ -12,14 +12,22 @@ Routine (``make bench``):
 
 The baseline is found via ``--seed-sweep``, else ``$RAYSWEEP_SEED_SWEEP``, else ``../shared/bench/seed_sweep.py``
 beside the repository; it is run as a subprocess and never copied into the repository.
+
+seed_sweep.py's full grid takes hours on 2 cores, longer than one work session, so with ``--full`` it runs one call
+per model (``seed_sweep.py ROWS --models M --k-min 2 --k-max 100``: the same grid, split by model) and each call's
+table, wall and CPU time and load average are kept in ``benchmarks/records/seed_sweep/<rows digest>/``. A later
+``--full`` run reuses the models recorded for the same rows (``--baseline-models`` chooses which ones to run now;
+``--rerun-baseline`` ignores the records); benchmark 1 on the full grid is reported once all four are recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+RECORDS = REPO / "benchmarks" / "records" / "seed_sweep"
 K_SUBSET = (2, 10, 17, 25, 50, 100)
 MODELS = ("kmeans", "birch", "agglomerative", "gmm")
 
@@ -105,18 +114,59 @@ def run_raysweep(parquet, work, name, k_values, exhaustive, fraction=1.0):
     return time.perf_counter() - start, work / "results" / name, " ".join(command[1:]), peak
 
 
-def run_seed_sweep(seed_sweep, npy, k_values, k_range=None):
-    """seed_sweep.py over the given k (one call per k, or one call over ``k_range``); returns (wall, table)."""
-    calls = ([["--k-min", str(k_range[0]), "--k-max", str(k_range[1])]] if k_range is not None
-             else [["--k-min", str(k), "--k-max", str(k)] for k in k_values])
+def _seed_sweep_call(seed_sweep, npy, arguments):
+    """One seed_sweep.py subprocess; returns (table, wall seconds, CPU seconds of the child)."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(seed_sweep), str(npy), "--n", "0", *arguments],
+                          check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return pd.read_csv(io.StringIO(done.stdout)), wall, cpu
+
+
+def run_seed_sweep(seed_sweep, npy, k_values):
+    """seed_sweep.py once per k of ``k_values`` (all four models each); returns (wall, table)."""
     tables, wall = [], 0.0
-    for call in calls:
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, str(seed_sweep), str(npy), "--n", "0", *call],
-                              check=True, capture_output=True, text=True)
-        wall += time.perf_counter() - start
-        tables.append(pd.read_csv(io.StringIO(done.stdout)))
+    for k in k_values:
+        table, seconds, _ = _seed_sweep_call(seed_sweep, npy, ["--k-min", str(k), "--k-max", str(k)])
+        tables.append(table)
+        wall += seconds
     return wall, pd.concat(tables, ignore_index=True)
+
+
+def rows_digest(npy):
+    """First 16 hex digits of the SHA-256 of the rows both tools cluster: names the baseline records."""
+    return hashlib.sha256(np.load(npy).tobytes()).hexdigest()[:16]
+
+
+def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False):
+    """seed_sweep.py's full grid (k = 2..100), one recorded call per model; returns {model: record}.
+
+    Runs the models in ``run_models`` that have no record for these rows (all of them with ``rerun``) and
+    reads the records of the others. A record holds the call's table, wall and CPU seconds, the load average
+    before and after and the time it ran.
+    """
+    folder = RECORDS / rows_digest(npy)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = {}
+    for model in MODELS:
+        meta, table = folder / f"{model}.json", folder / f"{model}.csv"
+        if model in run_models and (rerun or not meta.exists()):
+            load_before = os.getloadavg()
+            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            frame, wall, cpu = _seed_sweep_call(seed_sweep, npy, ["--models", model, "--k-min", "2", "--k-max", "100"])
+            frame.to_csv(table, index=False)
+            meta.write_text(json.dumps({
+                "model": model, "configs": len(frame), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+                "started_utc": started, "load_average_before": [round(x, 2) for x in load_before],
+                "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+                "command": f"seed_sweep.py ROWS --n 0 --models {model} --k-min 2 --k-max 100"}, indent=2) + "\n")
+            print(f"seed_sweep {model}: {len(frame)} configs, {wall:.0f} s wall, {cpu:.0f} CPU-s", flush=True)
+        if meta.exists():
+            records[model] = {**json.loads(meta.read_text()), "table": pd.read_csv(table)}
+    return records
 
 
 def trial_cpu_seconds(run_dir):
@@ -126,39 +176,53 @@ def trial_cpu_seconds(run_dir):
     return float((board["fit_seconds"] + board["score_seconds"]).sum() + sum(b["seconds"] for b in builds))
 
 
-def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n):
-    """Benchmark 1; ``k_values`` None means the full grid k = 2..100."""
+def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=MODELS, rerun_baseline=False):
+    """Benchmark 1; ``k_values`` None means the full grid k = 2..100 (baseline from per-model records)."""
     name = "exhaustive-full" if k_values is None else f"exhaustive-{len(k_values)}k"
     wall_ray, run_dir, command, _ = run_raysweep(parquet, work, name, k_values, True)
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
     run = json.loads((run_dir / "run.json").read_text())
-    wall_seed, seed = run_seed_sweep(seed_sweep, npy, k_values, k_range=(2, 100) if k_values is None else None)
-    seed["seconds"] = seed["fit_s"] + seed["score_s"]
+    if k_values is None:
+        records = seed_sweep_full_grid(seed_sweep, npy, baseline_models, rerun_baseline)
+        seed = pd.concat([r["table"] for r in records.values()], ignore_index=True) if records else None
+        complete = len(records) == len(MODELS)
+        wall_seed = sum(r["wall_s"] for r in records.values()) if complete else None
+        baseline = {model: {key: value for key, value in r.items() if key != "table"} for model, r in records.items()}
+        seed_command = f"{seed_sweep} ROWS --n 0 --models M --k-min 2 --k-max 100, M in {', '.join(records)}"
+    else:
+        wall_seed, seed = run_seed_sweep(seed_sweep, npy, k_values)
+        baseline = None
+        seed_command = f"{seed_sweep} ROWS --n 0 --k-min K --k-max K (K in {','.join(map(str, k_values))})"
     board["seconds"] = board["fit_seconds"] + board["score_seconds"]
     build_seconds = {b["structure"]: b["seconds"] for b in run["shared_builds"]["builds"]}
     per_model = []
     for model in MODELS:
         ours = board.loc[board["model"] == model, "seconds"].sum()
         ours += build_seconds.get({"agglomerative": "ward_tree", "birch": "birch_cf_tree"}.get(model, ""), 0.0)
-        theirs = seed.loc[seed["model"] == model, "seconds"].sum()
-        per_model.append({"model": model, "raysweep_s": round(ours, 1), "seed_s": round(theirs, 1),
-                          "speedup": round(theirs / ours, 1)})
-    merged = board.merge(seed, on=["model", "k"], suffixes=("", "_seed"))
-    return {
-        "configs": len(board), "n": n, "raysweep_wall_s": round(wall_ray, 1), "seed_wall_s": round(wall_seed, 1),
-        "speedup_end_to_end": round(wall_seed / wall_ray, 2),
-        "raysweep_cpu_s": round(trial_cpu_seconds(run_dir), 1), "seed_config_s": round(seed["seconds"].sum(), 1),
-        "per_model": per_model,
-        # Same rows, but not always the same labels: row order, Birch's threshold (adapted here, 0.5 there) and
-        # GMM settings differ; agglomerative (ward, deterministic) should agree closely.
-        "silhouette_max_abs_diff_per_model": {
-            model: round(float(group["silhouette"].sub(group["silhouette_seed"]).abs().max()), 4)
-            for model, group in merged.groupby("model")},
-        "raysweep_command": command,
-        "seed_command": (f"{seed_sweep} {npy} --n 0 --k-min 2 --k-max 100" if k_values is None else
-                         f"{seed_sweep} {npy} --n 0 --k-min K --k-max K (K in {','.join(map(str, k_values))})"),
+        row = {"model": model, "raysweep_s": round(ours, 1)}
+        if seed is not None and (seed["model"] == model).any():
+            theirs = (seed.loc[seed["model"] == model, "fit_s"] + seed.loc[seed["model"] == model, "score_s"]).sum()
+            row.update(seed_s=round(theirs, 1), speedup=round(theirs / ours, 1))
+        per_model.append(row)
+    report = {
+        "configs": len(board), "n": n, "raysweep_wall_s": round(wall_ray, 1),
+        "seed_wall_s": None if wall_seed is None else round(wall_seed, 1),
+        "speedup_end_to_end": None if wall_seed is None else round(wall_seed / wall_ray, 2),
+        "raysweep_cpu_s": round(trial_cpu_seconds(run_dir), 1), "per_model": per_model,
+        "raysweep_command": command, "seed_command": seed_command, "rows_digest": rows_digest(npy),
         "run_dir": str(run_dir),
     }
+    if baseline is not None:
+        report["seed_sweep_records"] = baseline
+        report["seed_sweep_models_missing"] = [m for m in MODELS if m not in baseline]
+    if seed is not None:
+        # Same rows, but not always the same labels: Birch's threshold (adapted here, 0.5 there), KMeans inits
+        # (4 here, 1 there) and GMM's code differ; agglomerative (ward, deterministic) should agree closely.
+        merged = board.merge(seed, on=["model", "k"], suffixes=("", "_seed"))
+        report["silhouette_max_abs_diff_per_model"] = {
+            model: round(float(group["silhouette"].sub(group["silhouette_seed"]).abs().max()), 4)
+            for model, group in merged.groupby("model")}
+    return report
 
 
 def early_stopping(parquet, work, k_values, exhaustive_dir):
@@ -219,15 +283,20 @@ def main(argv=None):
     parser.add_argument("--seed-sweep", help="path of seed_sweep.py")
     parser.add_argument("--n", type=int, default=20_000, help="rows of the equal-fidelity comparison")
     parser.add_argument("--work", help="scratch folder (default: a temporary one)")
-    parser.add_argument("--only", default="1,3,4", help="benchmarks to run, comma-separated (default 1,3,4)")
+    parser.add_argument("--only", default="1,3,4",
+                        help="benchmarks to run, comma-separated (default 1,3,4); 'baseline' only records "
+                             "seed_sweep.py's full grid for --baseline-models")
+    parser.add_argument("--baseline-models", default=",".join(MODELS),
+                        help="with --full: models whose seed_sweep.py full-grid call runs now if not recorded")
+    parser.add_argument("--rerun-baseline", action="store_true", help="with --full: ignore the seed_sweep records")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     seed_sweep = _seed_sweep_path(args.seed_sweep)
     work = Path(args.work or tempfile.mkdtemp(prefix="raysweep-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     k_values = None if args.full else list(K_SUBSET)
-    report = {"machine": f"{os.cpu_count()} CPUs, shared and loaded by other work (figures are noisy)"}
-    if {"1", "3"} & only:
+    report = {"machine": f"{os.cpu_count()} CPUs", "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    if {"1", "3", "baseline"} & only:
         if args.features is None:
             from raysweep.default_data import default_features
 
@@ -237,7 +306,13 @@ def main(argv=None):
         report["features"] = str(features)
         parquet, npy, n_total, d = prepare_rows(features, args.n, work)
         report["rows"] = f"{args.n:,} of {n_total:,} playlists x {d} features, standardized"
-        report["1_equal_fidelity"] = equal_fidelity(parquet, npy, seed_sweep, work, k_values, args.n)
+        if "baseline" in only:  # record seed_sweep.py's full grid for --baseline-models, nothing else
+            records = seed_sweep_full_grid(seed_sweep, npy, args.baseline_models.split(","), args.rerun_baseline)
+            report["seed_sweep_records"] = {m: {k: v for k, v in r.items() if k != "table"} for m, r in records.items()}
+            only -= {"1", "3"}
+    if {"1", "3"} & only:
+        report["1_equal_fidelity"] = equal_fidelity(parquet, npy, seed_sweep, work, k_values, args.n,
+                                                    args.baseline_models.split(","), args.rerun_baseline)
         print(json.dumps({"1_equal_fidelity": report["1_equal_fidelity"]}, indent=2), flush=True)
         if "3" in only:
             report["3_early_stopping"] = early_stopping(parquet, work, k_values,
