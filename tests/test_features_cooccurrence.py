@@ -6,7 +6,7 @@ import pytest
 from raysweep.feature_matrix import read_feature_matrix
 from raysweep.features.__main__ import main
 from raysweep.features.cooccurrence import build_cooccurrence_embedding, playlist_track_matrix
-from test_features_audio import write_dataset
+from handmade_datasets import write_dataset
 
 
 def planted_playlists(n_playlists=600, n_profiles=6, seed=0):

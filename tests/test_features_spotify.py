@@ -18,7 +18,7 @@ from raysweep.features.__main__ import EXIT_ACCESS_DENIED, EXIT_RESUMABLE, main
 from raysweep.features.audio import AUDIO_FEATURES, AudioFeatureCache
 from raysweep.features.spotify import (AccessDenied, FetchStopped, RateLimited, ServiceUnavailable,
                                        fetch_audio_features, spotify_client)
-from test_features_audio import write_dataset
+from handmade_datasets import write_dataset
 
 CLIENT_ID = "client-id-4f1e"
 SECRET = "sEcReT-do-not-print-9c2a71"
