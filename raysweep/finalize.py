@@ -46,7 +46,7 @@ TOP = 10  # names, artists and tracks listed per cluster
 RUN_KEYS = ("features", "feature_columns", "scaling", "seed", "n_total")
 MODEL_FORMAT = 1
 SCORE_LABELS = (("silhouette", "silhouette"), ("davies_bouldin", "Davies-Bouldin"),
-                ("calinski_harabasz", "Calinski-Harabasz"), ("mean_rank", "mean rank"))
+                ("calinski_harabasz", "Calinski-Harabasz"), ("copeland", "head-to-head wins - losses"))
 
 
 # --------------------------------------------------------------------------------------------- inputs

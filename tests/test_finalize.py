@@ -37,7 +37,7 @@ def make_run(folder, n=2000, model="kmeans", k=CENTRES, winner=True, seed=0, sca
         "models": list(MODEL_NAMES), "k_min": 2, "k_max": 8, "exhaustive": True}))
     if winner:
         (run / "winner.json").write_text(json.dumps({
-            "model": model, "k": k, "rule": "mean rank over the three scores at the top rung",
+            "model": model, "k": k, "rule": "pairwise majority over the three scores at the top rung",
             "scores": {"silhouette": 0.8, "davies_bouldin": 0.3, "calinski_harabasz": 9000.0}}))
     pq.write_table(pa.table({"model": [model], "k": [k], "silhouette": [0.8]}), run / "leaderboard.parquet")
     return run, pid, planted
@@ -326,7 +326,7 @@ def test_report_names_winner_stability_and_plots(run_folder):
     finalize(run, quiet=True)
     report = (run / "final" / "report.md").read_text()
     assert report.startswith("# Final clustering: kmeans, k = 4")
-    assert "mean rank over the three scores" in report
+    assert "pairwise majority over the three scores" in report
     assert "| 2% | 40 | 1 | ok |" in report
     for plot in ("cluster_sizes", "cluster_profiles", "cluster_projection"):
         assert f"(plots/{plot}.png)" in report

@@ -22,7 +22,8 @@ def _board(rows, rung=2, n=10_000):
 @pytest.fixture
 def disagreeing():
     # Each metric has a different best: silhouette -> gmm 4, DB -> birch 8, CH -> kmeans 6.
-    # Mean ranks: kmeans 6 (2+2+1)/3 = 1.67, gmm 4 (1+3+3) = 2.33, birch 8 (3+1+2) = 2, agglomerative 3 = 4.
+    # Head to head: kmeans 6 beats gmm 4 (DB, CH), birch 8 (silhouette, CH) and agglomerative 3 (all three);
+    # birch 8 beats gmm 4 (DB, CH); copeland: kmeans 6 = 3, birch 8 = 1, gmm 4 = -1, agglomerative 3 = -3.
     return _board([
         ("kmeans", 6, 0.50, 0.0, 0.80, 900.0),
         ("gmm", 4, 0.60, 0.0, 0.90, 500.0),
@@ -31,11 +32,45 @@ def disagreeing():
     ])
 
 
-def test_winner_is_the_lowest_mean_rank_when_metrics_disagree(disagreeing):
+def test_winner_beats_every_other_config_on_a_majority_of_metrics(disagreeing):
     winner = select_winner(disagreeing)
     assert (winner["model"], winner["k"]) == ("kmeans", 6)
-    assert winner["scores"]["mean_rank"] == pytest.approx(5 / 3)
+    assert (winner["scores"]["wins"], winner["scores"]["losses"], winner["scores"]["copeland"]) == (3, 0, 3)
+    assert winner["beats_all"] is True
     assert winner["rule"] == RULE and winner["reasoning"]
+
+
+def test_winner_does_not_depend_on_configs_that_lose_to_it():
+    # On random boards, wherever one config beats all others, every sub-board holding it picks it too: what
+    # lets early stopping (a sub-board) agree with the exhaustive run. A mean rank over the metrics fails this.
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(200):
+        board = _board([("kmeans", k, *rng.normal(size=4)) for k in range(2, 14)])
+        board["silhouette_se"] = 0.0
+        winner = select_winner(board)
+        if not winner["beats_all"]:
+            continue
+        for _ in range(5):
+            keep = board[(board["k"] == winner["k"]) | (rng.random(len(board)) < 0.3)]
+            assert select_winner(keep)["k"] == winner["k"]
+            checked += 1
+    assert checked >= 100
+
+
+def test_a_cycle_goes_to_the_most_wins_minus_losses():
+    # kmeans 2 beats each of 5, 6, 7 on silhouette and DB; 5 beats 6 (sil, DB), 6 beats 7 (sil, CH) and 7 beats
+    # 5 (DB, CH): a cycle, so each of them has 1 win and 2 losses, and the smaller k goes first.
+    board = _board([
+        ("kmeans", 2, 0.90, 0.0, 0.10, 100.0),
+        ("kmeans", 5, 0.60, 0.0, 0.70, 500.0),
+        ("kmeans", 6, 0.55, 0.0, 0.80, 900.0),
+        ("kmeans", 7, 0.50, 0.0, 0.60, 800.0),
+    ])
+    ranking = rank_configs(board).set_index("k")
+    assert ranking.loc[2, "beats_all"] and ranking.loc[2, "copeland"] == 3
+    assert list(ranking.loc[[5, 6, 7], "copeland"]) == [-1, -1, -1]
+    assert list(rank_configs(board)["k"]) == [2, 5, 6, 7]
 
 
 def test_per_metric_best_and_pareto_front(disagreeing):
@@ -47,15 +82,16 @@ def test_per_metric_best_and_pareto_front(disagreeing):
     assert front == {("kmeans", 6), ("gmm", 4), ("birch", 8)}
 
 
-def test_equal_mean_rank_goes_to_the_smaller_k():
-    # A Latin square of ranks (sil, DB, CH): k9 (1, 2, 3), k5 (2, 3, 1), k7 (3, 1, 2); every mean rank is 2.
+def test_a_tie_in_wins_minus_losses_goes_to_the_smaller_k():
+    # A Latin square of ranks (sil, DB, CH): k9 (1, 2, 3), k5 (2, 3, 1), k7 (3, 1, 2): a cycle (9 beats 5,
+    # 5 beats 7, 7 beats 9), every copeland score is 0 and nobody beats all.
     board = _board([
         ("kmeans", 9, 0.60, 0.0, 0.70, 500.0),
         ("kmeans", 5, 0.55, 0.0, 0.80, 900.0),
         ("kmeans", 7, 0.50, 0.0, 0.60, 800.0),
     ])
     ranking = rank_configs(board)
-    assert ranking["mean_rank"].nunique() == 1
+    assert list(ranking["copeland"]) == [0, 0, 0] and not ranking["beats_all"].any()
     assert select_winner(board)["k"] == 5
 
 
@@ -96,7 +132,7 @@ def test_rank_configs_puts_failed_rows_last_without_rank(disagreeing):
     failed["status"] = "degenerate: 1 distinct cluster(s), scores need at least 2"
     ranking = rank_configs(pd.concat([failed, disagreeing], ignore_index=True))
     assert list(ranking["position"]) == [1, 2, 3, 4, 5]
-    assert ranking.iloc[-1]["model"] == "gmm" and np.isnan(ranking.iloc[-1]["mean_rank"])
+    assert ranking.iloc[-1]["model"] == "gmm" and np.isnan(ranking.iloc[-1]["copeland"])
     assert list(ranking["k"][:4]) == [6, 8, 4, 3]
 
 

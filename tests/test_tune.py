@@ -142,7 +142,7 @@ def test_run_json_holds_the_finalizer_contract(sweep):
 
 @pytest.mark.slow
 def test_winner_json_states_the_rule_and_the_promotion(sweep):
-    assert "mean rank" in sweep.winner["rule"].lower()
+    assert "pairwise majority" in sweep.winner["rule"].lower()
     assert "successive halving" in sweep.winner["promotion"]["rule"]
     assert sweep.winner["rung"] == 2
 
