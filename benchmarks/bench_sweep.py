@@ -14,10 +14,11 @@ The baseline is found via ``--seed-sweep``, else ``$RAYSWEEP_SEED_SWEEP``, else 
 beside the repository; it is run as a subprocess and never copied into the repository.
 
 seed_sweep.py's full grid takes hours on 2 cores, longer than one work session, so with ``--full`` it runs one call
-per model (``seed_sweep.py ROWS --models M --k-min 2 --k-max 100``: the same grid, split by model) and each call's
-table, wall and CPU time and load average are kept in ``benchmarks/records/seed_sweep/<rows digest>/``. A later
-``--full`` run reuses the models recorded for the same rows (``--baseline-models`` chooses which ones to run now;
-``--rerun-baseline`` ignores the records); benchmark 1 on the full grid is reported once all four are recorded.
+per model and range of 25 k's (``seed_sweep.py ROWS --models M --k-min LO --k-max HI``: the same grid, split) and
+keeps each call's table, wall and CPU time and load average in ``benchmarks/records/seed_sweep/<rows digest>/``.
+A later ``--full`` run reuses the calls recorded for the same rows (``--baseline-models`` chooses the models to run
+now, ``--baseline-stop-after`` when to stop starting calls, ``--rerun-baseline`` ignores the records); benchmark 1
+on the full grid reports the end-to-end speedup once all four models are recorded over k = 2..100.
 """
 
 from __future__ import annotations
@@ -141,31 +142,57 @@ def rows_digest(npy):
     return hashlib.sha256(np.load(npy).tobytes()).hexdigest()[:16]
 
 
-def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False):
-    """seed_sweep.py's full grid (k = 2..100), one recorded call per model; returns {model: record}.
+def k_chunks(size, k_min=2, k_max=100):
+    """The k ranges (lo, hi) of seed_sweep.py calls that together cover k_min..k_max, ``size`` k's each."""
+    return [(lo, min(lo + size - 1, k_max)) for lo in range(k_min, k_max + 1, size)]
 
-    Runs the models in ``run_models`` that have no record for these rows (all of them with ``rerun``) and
-    reads the records of the others. A record holds the call's table, wall and CPU seconds, the load average
-    before and after and the time it ran.
+
+def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False, chunk=25, stop_after=None):
+    """seed_sweep.py's full grid (k = 2..100) from recorded calls, one per model and k range; {model: record}.
+
+    Runs the (model, k range) calls of ``run_models`` that have no record for these rows (all of them with
+    ``rerun``), starting none after ``stop_after`` seconds, and reads the records of the others. A record holds
+    the call's table, wall and CPU seconds, the load average before and after and the time it ran. A model's
+    entry appears once its recorded calls cover k = 2..100; its wall and CPU are the sums over its calls.
     """
     folder = RECORDS / rows_digest(npy)
     folder.mkdir(parents=True, exist_ok=True)
-    records = {}
-    for model in MODELS:
-        meta, table = folder / f"{model}.json", folder / f"{model}.csv"
-        if model in run_models and (rerun or not meta.exists()):
+    started_all = time.perf_counter()
+    for model in [m for m in MODELS if m in run_models]:
+        for lo, hi in k_chunks(chunk):
+            meta, table = folder / f"{model}_k{lo:03d}-{hi:03d}.json", folder / f"{model}_k{lo:03d}-{hi:03d}.csv"
+            if meta.exists() and not rerun:
+                continue
+            if stop_after is not None and time.perf_counter() - started_all > stop_after:
+                print(f"seed_sweep {model} k={lo}..{hi}: not started (--baseline-stop-after)", flush=True)
+                continue
             load_before = os.getloadavg()
             started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            frame, wall, cpu = _seed_sweep_call(seed_sweep, npy, ["--models", model, "--k-min", "2", "--k-max", "100"])
+            frame, wall, cpu = _seed_sweep_call(seed_sweep, npy,
+                                                ["--models", model, "--k-min", str(lo), "--k-max", str(hi)])
             frame.to_csv(table, index=False)
             meta.write_text(json.dumps({
-                "model": model, "configs": len(frame), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-                "started_utc": started, "load_average_before": [round(x, 2) for x in load_before],
+                "model": model, "k_min": lo, "k_max": hi, "configs": len(frame), "wall_s": round(wall, 1),
+                "cpu_s": round(cpu, 1), "started_utc": started, "load_average_before": [round(x, 2) for x in load_before],
                 "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-                "command": f"seed_sweep.py ROWS --n 0 --models {model} --k-min 2 --k-max 100"}, indent=2) + "\n")
-            print(f"seed_sweep {model}: {len(frame)} configs, {wall:.0f} s wall, {cpu:.0f} CPU-s", flush=True)
-        if meta.exists():
-            records[model] = {**json.loads(meta.read_text()), "table": pd.read_csv(table)}
+                "command": f"seed_sweep.py ROWS --n 0 --models {model} --k-min {lo} --k-max {hi}"}, indent=2) + "\n")
+            print(f"seed_sweep {model} k={lo}..{hi}: {len(frame)} configs, {wall:.0f} s wall, {cpu:.0f} CPU-s",
+                  flush=True)
+    records = {}
+    for model in MODELS:
+        calls = [json.loads(path.read_text()) for path in sorted(folder.glob(f"{model}_k*.json"))]
+        covered = [k for call in calls for k in range(call["k_min"], call["k_max"] + 1)]
+        if len(covered) != len(set(covered)):
+            raise SystemExit(f"{folder}: the recorded {model} calls overlap in k; remove the extra records")
+        if sorted(covered) != list(range(2, 101)):
+            continue
+        tables = [pd.read_csv(folder / f"{model}_k{c['k_min']:03d}-{c['k_max']:03d}.csv") for c in calls]
+        records[model] = {"calls": len(calls), "wall_s": round(sum(c["wall_s"] for c in calls), 1),
+                          "cpu_s": round(sum(c["cpu_s"] for c in calls), 1),
+                          "started_utc": [c["started_utc"] for c in calls],
+                          "load_average_before": [c["load_average_before"][0] for c in calls],
+                          "load_average_after": [c["load_average_after"][0] for c in calls],
+                          "table": pd.concat(tables, ignore_index=True)}
     return records
 
 
@@ -176,19 +203,20 @@ def trial_cpu_seconds(run_dir):
     return float((board["fit_seconds"] + board["score_seconds"]).sum() + sum(b["seconds"] for b in builds))
 
 
-def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=MODELS, rerun_baseline=False):
+def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=MODELS, rerun_baseline=False,
+                   stop_after=None):
     """Benchmark 1; ``k_values`` None means the full grid k = 2..100 (baseline from per-model records)."""
     name = "exhaustive-full" if k_values is None else f"exhaustive-{len(k_values)}k"
     wall_ray, run_dir, command, _ = run_raysweep(parquet, work, name, k_values, True)
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
     run = json.loads((run_dir / "run.json").read_text())
     if k_values is None:
-        records = seed_sweep_full_grid(seed_sweep, npy, baseline_models, rerun_baseline)
+        records = seed_sweep_full_grid(seed_sweep, npy, baseline_models, rerun_baseline, stop_after=stop_after)
         seed = pd.concat([r["table"] for r in records.values()], ignore_index=True) if records else None
         complete = len(records) == len(MODELS)
         wall_seed = sum(r["wall_s"] for r in records.values()) if complete else None
         baseline = {model: {key: value for key, value in r.items() if key != "table"} for model, r in records.items()}
-        seed_command = f"{seed_sweep} ROWS --n 0 --models M --k-min 2 --k-max 100, M in {', '.join(records)}"
+        seed_command = f"{seed_sweep} ROWS --n 0 --models M --k-min LO --k-max HI, M in {', '.join(records)}"
     else:
         wall_seed, seed = run_seed_sweep(seed_sweep, npy, k_values)
         baseline = None
@@ -289,6 +317,8 @@ def main(argv=None):
     parser.add_argument("--baseline-models", default=",".join(MODELS),
                         help="with --full: models whose seed_sweep.py full-grid call runs now if not recorded")
     parser.add_argument("--rerun-baseline", action="store_true", help="with --full: ignore the seed_sweep records")
+    parser.add_argument("--baseline-stop-after", type=float,
+                        help="with --full: start no seed_sweep.py call after this many seconds (fits a session)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     seed_sweep = _seed_sweep_path(args.seed_sweep)
@@ -307,12 +337,14 @@ def main(argv=None):
         parquet, npy, n_total, d = prepare_rows(features, args.n, work)
         report["rows"] = f"{args.n:,} of {n_total:,} playlists x {d} features, standardized"
         if "baseline" in only:  # record seed_sweep.py's full grid for --baseline-models, nothing else
-            records = seed_sweep_full_grid(seed_sweep, npy, args.baseline_models.split(","), args.rerun_baseline)
+            records = seed_sweep_full_grid(seed_sweep, npy, args.baseline_models.split(","), args.rerun_baseline,
+                                           stop_after=args.baseline_stop_after)
             report["seed_sweep_records"] = {m: {k: v for k, v in r.items() if k != "table"} for m, r in records.items()}
             only -= {"1", "3"}
     if {"1", "3"} & only:
         report["1_equal_fidelity"] = equal_fidelity(parquet, npy, seed_sweep, work, k_values, args.n,
-                                                    args.baseline_models.split(","), args.rerun_baseline)
+                                                    args.baseline_models.split(","), args.rerun_baseline,
+                                                    args.baseline_stop_after)
         print(json.dumps({"1_equal_fidelity": report["1_equal_fidelity"]}, indent=2), flush=True)
         if "3" in only:
             report["3_early_stopping"] = early_stopping(parquet, work, k_values,
