@@ -74,10 +74,16 @@ def _model_order(models):
     return models.map(lambda m: order.get(m, len(order)))
 
 
+def _silhouette_se(good):
+    """The rows' silhouette standard errors (missing column or NaN = 0: exact silhouette)."""
+    if "silhouette_se" not in good:
+        return np.zeros(len(good))
+    return good["silhouette_se"].fillna(0.0).to_numpy(dtype=np.float64)
+
+
 def _pairwise_votes(good):
     """votes[i, j] = metrics on which config i is clearly better than j minus those on which j is better than i."""
-    se = (good["silhouette_se"].fillna(0.0).to_numpy(dtype=np.float64) if "silhouette_se" in good
-          else np.zeros(len(good)))
+    se = _silhouette_se(good)
     votes = np.zeros((len(good), len(good)), dtype=np.int64)
     for metric, better in METRICS.items():
         values = good[metric].to_numpy(dtype=np.float64)
@@ -115,8 +121,7 @@ def rank_configs(df):
     good["losses"] = (votes < 0).sum(axis=1)
     good["copeland"] = good["wins"] - good["losses"]
     good["beats_all"] = good["wins"] == len(good) - 1
-    se = (good["silhouette_se"].fillna(0.0).to_numpy(dtype=np.float64) if "silhouette_se" in good
-          else np.zeros(len(good)))
+    se = _silhouette_se(good)
     for metric, better in METRICS.items():
         good[f"rank_{metric}"] = 1 + _clearly_better_counts(good[metric], better,
                                                             se if metric == "silhouette" else None)
