@@ -9,8 +9,8 @@ winner) is therefore first. Remaining ties go to the smaller k, then to the mode
 Condorcet winner and Copeland score: https://en.wikipedia.org/wiki/Copeland%27s_method
 
 Why not the mean rank over the metrics (a Borda count): it depends on which other configs are on the board. On
-the v1 demo data KMeans k=5 and k=10 tied on mean rank among all 396 configs at 20,000 rows and the tie broke the
-other way among the 44 configs early stopping kept, with the same scores. Whether A beats B depends on A and B
+the 20,000-row demo data KMeans k=5 and k=10 tied on mean rank among all 396 configs and the tie broke the other
+way among the 44 configs early stopping kept, with the same scores. Whether A beats B depends on A and B
 alone, so a config that beats every other one wins on any board that holds it: early stopping picks the
 exhaustive run's winner whenever that winner exists and is promoted.
 
