@@ -147,6 +147,10 @@ def k_chunks(size, k_min=2, k_max=100):
     return [(lo, min(lo + size - 1, k_max)) for lo in range(k_min, k_max + 1, size)]
 
 
+def _record_stem(model, lo, hi):
+    return f"{model}_k{lo:03d}-{hi:03d}"
+
+
 def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False, chunk=25, stop_after=None):
     """seed_sweep.py's full grid (k = 2..100) from recorded calls, one per model and k range; {model: record}.
 
@@ -156,16 +160,16 @@ def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False, chunk=25, sto
     entry appears once its recorded calls cover k = 2..100; its wall and CPU are the sums over its calls.
     """
     folder = RECORDS / rows_digest(npy)
-    folder.mkdir(parents=True, exist_ok=True)
     started_all = time.perf_counter()
     for model in [m for m in MODELS if m in run_models]:
         for lo, hi in k_chunks(chunk):
-            meta, table = folder / f"{model}_k{lo:03d}-{hi:03d}.json", folder / f"{model}_k{lo:03d}-{hi:03d}.csv"
+            meta, table = (folder / f"{_record_stem(model, lo, hi)}.{ext}" for ext in ("json", "csv"))
             if meta.exists() and not rerun:
                 continue
             if stop_after is not None and time.perf_counter() - started_all > stop_after:
                 print(f"seed_sweep {model} k={lo}..{hi}: not started (--baseline-stop-after)", flush=True)
                 continue
+            folder.mkdir(parents=True, exist_ok=True)
             load_before = os.getloadavg()
             started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             frame, wall, cpu = _seed_sweep_call(seed_sweep, npy,
@@ -186,7 +190,7 @@ def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False, chunk=25, sto
             raise SystemExit(f"{folder}: the recorded {model} calls overlap in k; remove the extra records")
         if sorted(covered) != list(range(2, 101)):
             continue
-        tables = [pd.read_csv(folder / f"{model}_k{c['k_min']:03d}-{c['k_max']:03d}.csv") for c in calls]
+        tables = [pd.read_csv(folder / f"{_record_stem(model, c['k_min'], c['k_max'])}.csv") for c in calls]
         records[model] = {"calls": len(calls), "wall_s": round(sum(c["wall_s"] for c in calls), 1),
                           "cpu_s": round(sum(c["cpu_s"] for c in calls), 1),
                           "started_utc": [c["started_utc"] for c in calls],
@@ -222,6 +226,8 @@ def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=
         baseline = None
         seed_command = f"{seed_sweep} ROWS --n 0 --k-min K --k-max K (K in {','.join(map(str, k_values))})"
     board["seconds"] = board["fit_seconds"] + board["score_seconds"]
+    if seed is not None:
+        seed["seconds"] = seed["fit_s"] + seed["score_s"]
     build_seconds = {b["structure"]: b["seconds"] for b in run["shared_builds"]["builds"]}
     per_model = []
     for model in MODELS:
@@ -229,7 +235,7 @@ def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=
         ours += build_seconds.get({"agglomerative": "ward_tree", "birch": "birch_cf_tree"}.get(model, ""), 0.0)
         row = {"model": model, "raysweep_s": round(ours, 1)}
         if seed is not None and (seed["model"] == model).any():
-            theirs = (seed.loc[seed["model"] == model, "fit_s"] + seed.loc[seed["model"] == model, "score_s"]).sum()
+            theirs = seed.loc[seed["model"] == model, "seconds"].sum()
             row.update(seed_s=round(theirs, 1), speedup=round(theirs / ours, 1))
         per_model.append(row)
     report = {
@@ -244,6 +250,7 @@ def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=
         report["seed_sweep_records"] = baseline
         report["seed_sweep_models_missing"] = [m for m in MODELS if m not in baseline]
     if seed is not None:
+        report["seed_config_s"] = round(seed["seconds"].sum(), 1)
         # Same rows, but not always the same labels: Birch's threshold (adapted here, 0.5 there), KMeans inits
         # (4 here, 1 there) and GMM's code differ; agglomerative (ward, deterministic) should agree closely.
         merged = board.merge(seed, on=["model", "k"], suffixes=("", "_seed"))
