@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = json.loads((run / "final" / "final.json").read_text())
         figures = {"rows": args.rows, "features": len(COLUMNS), "k": args.k, "wall_seconds": round(wall, 1),
-                   "cpu_seconds": round(cpu_seconds, 1), "peak_rss_mib": round(peak_rss_mib), "within_2_min": wall <= 120,
+                   "cpu_seconds": round(cpu_seconds, 1), "peak_rss_mib": round(peak_rss_mib),
+                   "within_2_min": wall <= 120,
                    "generate_seconds": round(generate_seconds, 1), "steps_seconds": summary["seconds"],
                    "kmeans_iterations": summary["method"].get("n_iter"),
                    "stability_ari": {f"{c['fraction']:.0%}": c["ari"] for c in summary["stability"]}}

@@ -200,7 +200,8 @@ def main(argv=None):
         work = per_rung[N_FULL][0]
         longest = max(work, key=work.get)
         exhaustive_cpu = cpu_hours(plans["exhaustive"], per_rung, "costliest")
-        print(f"\n{'UPPER BOUND (every KMeans/GMM fit runs to max_iter)' if bound else 'CENTRAL (iterations as measured)'}"
+        heading = "UPPER BOUND (every KMeans/GMM fit runs to max_iter)" if bound else "CENTRAL (iterations as measured)"
+        print(f"\n{heading}"
               f"\nCPU-hours at 1M rows, exhaustive: {exhaustive_cpu:.2f} ("
               + ", ".join(f"{m} {sum(work[m, k] for k in K_GRID) / 3600:.2f}" for m in MODELS)
               + f"); early-stopped: {cpu_hours(plans['early-stopped'], per_rung, 'average'):.2f} (average survivors)"

@@ -177,7 +177,8 @@ def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False, chunk=25, sto
             frame.to_csv(table, index=False)
             meta.write_text(json.dumps({
                 "model": model, "k_min": lo, "k_max": hi, "configs": len(frame), "wall_s": round(wall, 1),
-                "cpu_s": round(cpu, 1), "started_utc": started, "load_average_before": [round(x, 2) for x in load_before],
+                "cpu_s": round(cpu, 1), "started_utc": started,
+                "load_average_before": [round(x, 2) for x in load_before],
                 "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
                 "command": f"seed_sweep.py ROWS --n 0 --models {model} --k-min {lo} --k-max {hi}"}, indent=2) + "\n")
             print(f"seed_sweep {model} k={lo}..{hi}: {len(frame)} configs, {wall:.0f} s wall, {cpu:.0f} CPU-s",
@@ -268,7 +269,8 @@ def early_stopping(parquet, work, k_values, exhaustive_dir):
     ours, theirs = trial_cpu_seconds(run_dir), trial_cpu_seconds(exhaustive_dir)
     run = json.loads((run_dir / "run.json").read_text())
     return {"rungs": [(r["n"], r["configs"]) for r in run["rungs"]], "wall_s": round(wall, 1),
-            "winner": f"{winner['model']} k={winner['k']}", "exhaustive_winner": f"{reference['model']} k={reference['k']}",
+            "winner": f"{winner['model']} k={winner['k']}",
+            "exhaustive_winner": f"{reference['model']} k={reference['k']}",
             "same_winner": (winner["model"], winner["k"]) == (reference["model"], reference["k"]),
             "cpu_s": round(ours, 1), "exhaustive_cpu_s": round(theirs, 1), "cpu_fraction": round(ours / theirs, 3),
             "command": command}

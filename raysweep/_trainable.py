@@ -89,8 +89,9 @@ def sweep_trial(config: dict, data: dict) -> None:
     Parameters
     ----------
     config : dict
-        ``trial`` ({``model``, ``k``}, the grid-searched pair), ``rung``, ``n`` (rows of the rung's sample), ``seed``, ``exact_max_n`` (exact
-        silhouette up to this n), ``query_points`` (m of the silhouette estimator above it).
+        ``trial`` ({``model``, ``k``}, the grid-searched pair), ``rung``, ``n`` (rows of the rung's sample),
+        ``seed``, ``exact_max_n`` (exact silhouette up to this n), ``query_points`` (m of the silhouette
+        estimator above it).
     data : dict
         Object references: ``X`` the permuted scaled matrix (n_cap, n_features) float32, and per shared
         structure name (:data:`SHARED_STRUCTURE`) the ``(built, info)`` pair of :func:`build_shared`.

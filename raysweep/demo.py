@@ -19,7 +19,8 @@ from raysweep.default_data import DEFAULT_PLAYLISTS, build_default_data
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m raysweep.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--playlists", type=int, default=DEFAULT_PLAYLISTS, help="generated playlists (default %(default)s)")
+    parser.add_argument("--playlists", type=int, default=DEFAULT_PLAYLISTS,
+                        help="generated playlists (default %(default)s)")
     parser.add_argument("--k-max", type=int, default=100, help="largest k in the grid (default %(default)s)")
     parser.add_argument("--results", default="results", help="results folder (default %(default)s)")
     parser.add_argument("--name", default="demo", help="run name (default %(default)s)")

@@ -317,7 +317,10 @@ def _frame(rows):
 
 
 def _write_tensorboard(leaderboard, out_dir):
-    """Per-model curves with k on the x axis: ``<out_dir>/<model>/`` with tags ``top_rung/<metric>``, ``rung_<r>/...``."""
+    """Per-model curves with k on the x axis.
+
+    One writer per model in ``<out_dir>/<model>/``, with tags ``top_rung/<metric>`` and ``rung_<r>/<metric>``.
+    """
     from tensorboardX import SummaryWriter
 
     from raysweep.storage import atomic_dir

@@ -1,4 +1,7 @@
-"""Hand-made ingest-shaped datasets for the feature tests (no generator, no ingest: a few playlists written directly)."""
+"""Hand-made ingest-shaped datasets for the feature tests.
+
+No generator and no ingest: a few playlists written directly in ingest's layout.
+"""
 
 import pyarrow as pa
 import pyarrow.parquet as pq
