@@ -2,12 +2,14 @@
 
 A function trainable in the style of tune-sklearn: everything large reaches it through ``tune.with_parameters``
 as object references (the scaled, permuted matrix, put in the object store once per run; the ward tree and the
-Birch CF-tree, built once per rung by :func:`build_shared`), so a trial only cuts a tree, runs Birch's global step
-or fits KMeans / GaussianMixture, then scores. BLAS threads are capped to the trial's CPUs.
+Birch CF-tree, built once per rung by :func:`build_shared`; a capped ward tree once per run), so a trial only cuts
+a tree, runs Birch's global step or fits KMeans / GaussianMixture, then scores. BLAS threads are capped to the
+trial's CPUs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 import warnings
@@ -23,7 +25,8 @@ from raysweep import models, scores
 SHARED_STRUCTURE = {"agglomerative": "ward_tree", "birch": "birch_cf_tree"}
 
 
-def build_shared(structure: str, X: np.ndarray, n: int, seed: int) -> tuple[object, dict]:
+def build_shared(structure: str, X: np.ndarray, n: int, seed: int,
+                 ward_max_n: int = models.AGGLOMERATIVE_MAX_N) -> tuple[object, dict]:
     """Build one shared structure on the first ``n`` rows of ``X`` (run as a Ray task, once per rung).
 
     Parameters
@@ -33,6 +36,8 @@ def build_shared(structure: str, X: np.ndarray, n: int, seed: int) -> tuple[obje
     n : int
         Rows of the rung's sample (a prefix of ``X``).
     seed : int
+    ward_max_n : int, default=AGGLOMERATIVE_MAX_N
+        The ward tree's leaves are at most this many first rows of the sample.
 
     Returns
     -------
@@ -46,8 +51,8 @@ def build_shared(structure: str, X: np.ndarray, n: int, seed: int) -> tuple[obje
     start = time.perf_counter()
     sample = X[:n]
     if structure == "ward_tree":
-        built = models.ward_tree(sample, n_threads=cpus)
-        info = {"agglomerative_method": models.agglomerative_method(n)}
+        built = models.ward_tree(sample, max_n=ward_max_n, n_threads=cpus)
+        info = {"agglomerative_method": models.agglomerative_method(n, ward_max_n)}
     elif structure == "birch_cf_tree":
         built = models.birch_cf_tree(sample, models.birch_threshold(sample, seed=seed), n_threads=cpus)
         info = {"birch_threshold": built.threshold, "subclusters": built.n_subclusters,
@@ -57,6 +62,22 @@ def build_shared(structure: str, X: np.ndarray, n: int, seed: int) -> tuple[obje
                          f"expected one of {sorted(SHARED_STRUCTURE.values())}")
     info.update(structure=structure, build_id=uuid.uuid4().hex, seconds=time.perf_counter() - start, n=n)
     return built, info
+
+
+def reuse_capped_ward_tree(build: tuple[object, dict], n: int) -> tuple[object, dict]:
+    """A capped ward tree from an earlier rung, for a rung of ``n`` rows (run as a Ray task, no rebuild).
+
+    A capped tree's leaves are the first ``max_n`` rows of the permutation: the same rows at every rung above
+    the cap. Only the row count changes (the rows beyond the leaves join the nearest centroid of the cut), so
+    the info keeps the original ``build_id`` and says ``reused``.
+    """
+    tree, info = build
+    if not tree.capped or n < tree.n_leaves:
+        raise ValueError(f"only a capped ward tree can serve a larger rung: this one has {tree.n_leaves:,} leaves "
+                         f"of {tree.n_rows:,} rows, asked for {n:,} rows")
+    method = models.agglomerative_method(n, tree.n_leaves)
+    return dataclasses.replace(tree, n_rows=n), {**info, "agglomerative_method": method, "n": n, "seconds": 0.0,
+                                                 "reused": True}
 
 
 def _trial_cpus() -> int:

@@ -152,8 +152,11 @@ def fit_options(model: str, run_record: dict, n_rows: int) -> dict:
     Birch: ONE CF-tree over all rows (the sweep caps its trees to keep trials short; a refit runs once), at the
     threshold of the sweep's top rung (run.json's ``birch_threshold``, keyed by rung) when it recorded one, else
     a threshold ``fit_final`` adapts to all rows. Agglomerative: the sweep's own method (ward on a capped uniform
-    subset, the other rows joined to the nearest centroid), which ``fit_final`` applies by default.
+    subset, the other rows joined to the nearest centroid) at the sweep's cap (run.json's ``agglomerative_method``).
     """
+    if model == "agglomerative":
+        methods = run_record.get("agglomerative_method") or {}
+        return {"max_n": methods[max(methods, key=int)]["max_n"]} if methods else {}
     if model != "birch":
         return {}
     thresholds = run_record.get("birch_threshold") or {}

@@ -37,7 +37,7 @@ import pyarrow.fs as pafs
 
 from raysweep import samples, selection
 from raysweep.feature_matrix import read_feature_matrix
-from raysweep.models import GMM_MAX_N, MODEL_NAMES, birch_method
+from raysweep.models import AGGLOMERATIVE_MAX_N, GMM_MAX_N, MODEL_NAMES, birch_method
 from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
 from raysweep.storage import atomic_file, filesystem_and_path, is_uri
 
@@ -250,14 +250,34 @@ def _connect(address, num_cpus):
     return True
 
 
-def _build_shared_structures(x_ref, structures, n, seed):
-    """Launch one build task per shared structure (in parallel); returns {structure: ref of (built, info)}."""
-    import ray
+class _SharedBuilds:
+    """The run's shared structures (ward tree, Birch CF-tree): one Ray task per structure and rung sample.
 
-    from raysweep._trainable import build_shared
+    A capped ward tree is built on the first ``ward_max_n`` rows of the permutation, the same rows at every rung
+    above the cap: it is built at the first such rung and reused at the later ones instead of being rebuilt.
+    """
 
-    task = ray.remote(num_cpus=1)(build_shared)
-    return {structure: task.remote(structure, x_ref, n, seed) for structure in structures}
+    def __init__(self, x_ref, seed, ward_max_n):
+        self.x_ref, self.seed, self.ward_max_n = x_ref, seed, ward_max_n
+        self._capped_ward = None  # ref of (tree, info) of this command's first capped ward tree
+
+    def launch(self, structures, n):
+        """Start the builds for a rung of ``n`` rows (in parallel); returns {structure: ref of (built, info)}."""
+        import ray
+
+        from raysweep._trainable import build_shared, reuse_capped_ward_tree
+
+        refs = {}
+        for structure in structures:
+            capped_ward = structure == "ward_tree" and n > self.ward_max_n
+            if capped_ward and self._capped_ward is not None:
+                refs[structure] = ray.remote(num_cpus=0)(reuse_capped_ward_tree).remote(self._capped_ward, n)
+                continue
+            refs[structure] = ray.remote(num_cpus=1)(build_shared).remote(structure, self.x_ref, n, self.seed,
+                                                                           self.ward_max_n)
+            if capped_ward:
+                self._capped_ward = refs[structure]
+        return refs
 
 
 def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, seed, query_points, exact_max_n):
@@ -355,7 +375,7 @@ def _versions():
 def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max=100, exhaustive=False,
               k_values=None, results="results", name=None, address=None, storage=None, seed=0, eta=ETA,
               query_points=DEFAULT_QUERY_POINTS, exact_max_n=EXACT_SILHOUETTE_MAX_N, min_rung_size=None,
-              num_cpus=None, progress=True):
+              agglomerative_max_n=AGGLOMERATIVE_MAX_N, num_cpus=None, progress=True):
     """Run (or resume) a sweep and write its results to ``RESULTS/RUN/``.
 
     Parameters
@@ -388,6 +408,8 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         Exact silhouette at or below this many rows.
     min_rung_size : int, default=None
         Smallest sample; None means ``max(20 * k_max, 2000)`` (:func:`raysweep.samples.smallest_rung_size`).
+    agglomerative_max_n : int, default=AGGLOMERATIVE_MAX_N
+        The ward tree holds at most this many rows of a sample; the others join the nearest centroid of its cut.
     num_cpus : int, default=None
         CPUs of a local Ray (None: all).
     progress : bool, default=True
@@ -418,7 +440,7 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
     settings = {"features": str(features), "n_total": n_total, "feature_columns": matrix.columns,
                 "fraction": fraction, "models": models, "k_min": k_min, "k_max": k_max, "exhaustive": exhaustive,
                 "seed": seed, "eta": eta, "query_points": query_points, "exact_max_n": exact_max_n,
-                "min_rung_size": min_rung_size, "k_values": k_values}
+                "min_rung_size": min_rung_size, "k_values": k_values, "agglomerative_max_n": agglomerative_max_n}
     name = name or _default_name(features, settings)
     run_dir = Path(results) / name
     _check_same_run(run_dir / "rungs" / "settings.json", settings, name)
@@ -440,11 +462,12 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
 
     try:
         x_ref = ray.put(X)  # once per run: every rung's trials and builds read their prefix of it
+        builds = _SharedBuilds(x_ref, seed, agglomerative_max_n)
         alive = configs
         rung_records, frames = [], []
         stopped = 0
         for rung, n in enumerate(sizes):
-            rows = _run_or_read_rung(run_dir, store, rung, n, alive, len(sizes), stopped, x_ref, seed, query_points,
+            rows = _run_or_read_rung(run_dir, store, rung, n, alive, len(sizes), stopped, builds, seed, query_points,
                                      exact_max_n, progress)
             frame = _frame(rows)
             frames.append(frame)
@@ -476,7 +499,7 @@ def _check_same_run(path, settings, name):
                          "pass another --name, or the same settings to resume it")
 
 
-def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, seed, query_points, exact_max_n,
+def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, builds, seed, query_points, exact_max_n,
                       progress):
     """The leaderboard rows of one rung: read back when finished earlier, else computed (resuming a ledger)."""
     from raysweep._progress import ProgressLine
@@ -503,7 +526,7 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, x_ref, s
 
         structures = sorted({SHARED_STRUCTURE[c["model"]] for c in pending if c["model"] in SHARED_STRUCTURE})
         # The builds start before the trials and are not waited for: trials of other models run meanwhile.
-        refs = {"X": x_ref, **_build_shared_structures(x_ref, structures, n, seed)}
+        refs = {"X": builds.x_ref, **builds.launch(structures, n)}
         ledger.append({"event": "attempt", "attempt": attempts, "pending": len(pending)})
         experiment = f"rung_{rung}" if attempts == 0 else f"rung_{rung}-resume{attempts}"
         callbacks = [_ledger_callback(ledger, attempts)]
@@ -552,10 +575,13 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
     plots = write_plots(leaderboard, rung_records, run_dir / "plots")
     _write_tensorboard(leaderboard, run_dir / "tensorboard")
 
-    # Every build of every attempt (a rung resumed after a crash builds again, once).
+    # Every build of every attempt (a rung resumed after a crash builds again, once); counts leave out a capped
+    # ward tree reused from an earlier rung (listed in builds with "reused": true).
     all_builds = _read_builds(run_dir / "rungs" / "builds.jsonl")
     counts = {}
     for build in all_builds:
+        if build.get("reused"):
+            continue
         counts.setdefault(build["structure"], {}).setdefault(str(build["rung"]), 0)
         counts[build["structure"]][str(build["rung"])] += 1
     ward = [b for b in all_builds if b["structure"] == "ward_tree"]

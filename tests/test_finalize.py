@@ -191,6 +191,16 @@ def test_birch_builds_one_cf_tree_over_all_rows(tmp_path, monkeypatch):
     assert (method["tree_rows"], method["capped"]) == (800, False)
 
 
+def test_agglomerative_refit_keeps_the_sweeps_ward_cap(tmp_path):
+    run, _, _ = make_run(tmp_path, n=800, model="agglomerative")
+    record = json.loads((run / "run.json").read_text())
+    record["agglomerative_method"] = {"0": {"max_n": 300}, "1": {"max_n": 300}}
+    (run / "run.json").write_text(json.dumps(record))
+    finalize(run, **QUICK)
+    method = json.loads((run / "final" / "model.json").read_text())["method"]
+    assert (method["tree_rows"], method["capped"]) == (300, True)
+
+
 def test_rerun_replaces_the_previous_result(run_folder):
     run, _, _ = run_folder
     finalize(run, **QUICK)

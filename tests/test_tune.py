@@ -18,7 +18,9 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from raysweep._progress import ProgressLine
+from raysweep._trainable import reuse_capped_ward_tree
 from raysweep.feature_matrix import write_feature_matrix
+from raysweep.models import ward_labels, ward_tree
 from raysweep.selection import rank_configs
 from raysweep.tune import LEADERBOARD_COLUMNS, Ledger, main, run_sweep
 
@@ -125,6 +127,39 @@ def test_one_shared_build_per_structure_and_rung(sweep):
         rows = sweep.leaderboard[sweep.leaderboard["model"] == model]
         assert rows.groupby("rung")["shared_build"].nunique().eq(1).all()
         assert rows["shared_build"].nunique() == len(rungs_with_model)
+
+
+def test_a_reused_capped_ward_tree_labels_like_a_fresh_build():
+    X, _ = make_blobs(n_samples=1500, centers=6, n_features=4, random_state=0)
+    first_rung = (ward_tree(X[:500], max_n=300), {"build_id": "rung-1"})
+    reused, info = reuse_capped_ward_tree(first_rung, 1500)
+    fresh = ward_tree(X, max_n=300)
+    for k in (2, 6, 40):
+        np.testing.assert_array_equal(ward_labels(reused, k, X=X), ward_labels(fresh, k, X=X))
+    assert info["reused"] and info["build_id"] == "rung-1" and info["agglomerative_method"]["n_rows"] == 1500
+
+
+def test_only_a_capped_ward_tree_is_reused():
+    X, _ = make_blobs(n_samples=500, centers=3, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match="only a capped ward tree"):
+        reuse_capped_ward_tree((ward_tree(X, max_n=1000), {}), 1500)
+
+
+@pytest.mark.slow
+def test_capped_ward_tree_is_built_once_for_every_rung_above_the_cap(ray_local, tmp_path):
+    features = _blobs(tmp_path / "blobs.parquet", 1500)
+    run_dir = run_sweep(features, fraction=1.0, models=["agglomerative"], k_min=2, k_max=28, results=tmp_path,
+                        name="capped", min_rung_size=150, agglomerative_max_n=300, progress=False)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert [r["n"] for r in run["rungs"]] == [167, 500, 1500]
+    assert run["shared_builds"]["counts"]["ward_tree"] == {"0": 1, "1": 1}  # none at rung 2
+    assert [b.get("reused", False) for b in run["shared_builds"]["builds"]] == [False, False, True]
+    assert [run["agglomerative_method"][r]["capped"] for r in ("0", "1", "2")] == [False, True, True]
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    build_of_rung = board.groupby("rung")["shared_build"].unique()
+    assert list(build_of_rung.map(len)) == [1, 1, 1]
+    assert build_of_rung[1][0] == build_of_rung[2][0] != build_of_rung[0][0]
+    assert (board["status"] == "ok").all()
 
 
 @pytest.mark.slow
