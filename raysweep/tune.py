@@ -489,10 +489,14 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
     return run_dir
 
 
+# Settings recorded only since a later version, with the value every run written before then used.
+_SETTINGS_ADDED_LATER = {"agglomerative_max_n": AGGLOMERATIVE_MAX_N}
+
+
 def _check_same_run(path, settings, name):
     if not path.exists():
         return
-    previous = json.loads(path.read_text())
+    previous = {**_SETTINGS_ADDED_LATER, **json.loads(path.read_text())}
     differ = sorted(key for key in set(previous) | set(settings) if previous.get(key) != settings.get(key))
     if differ:
         raise ValueError(f"run {name!r} already exists with other settings ({', '.join(differ)} differ; see {path}): "

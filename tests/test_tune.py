@@ -207,6 +207,18 @@ def test_plots_are_written(sweep):
 
 
 @pytest.mark.slow
+def test_run_recorded_before_the_ward_cap_setting_still_resumes(sweep, capsys):
+    settings_path = sweep.run_dir / "rungs" / "settings.json"
+    settings = json.loads(settings_path.read_text())
+    del settings["agglomerative_max_n"]  # as the versions before this setting wrote it
+    settings_path.write_text(json.dumps(settings))
+    run_sweep(sweep.run["features"], fraction=1.0, k_min=2, k_max=7, results=sweep.run_dir.parent, name="blobs",
+              min_rung_size=150)
+    assert "[raysweep] rung" not in capsys.readouterr().err  # read back, no trial ran
+    assert json.loads(settings_path.read_text())["agglomerative_max_n"] == 20_000
+
+
+@pytest.mark.slow
 def test_rerun_of_a_finished_run_reads_it_back(sweep, capsys):
     before = sweep.leaderboard
     run_sweep(sweep.run["features"], fraction=1.0, k_min=2, k_max=7, results=sweep.run_dir.parent, name="blobs",
