@@ -205,18 +205,47 @@ class _FullCovarianceMixture(GaussianMixture):
         return -0.5 * (d * np.log(2 * np.pi) + quadratic) + log_det
 
 
+class DegenerateFitError(ValueError):
+    """A model could not be fitted to these rows at this k (e.g. every GMM retry had a collapsed component)."""
+
+
+# A component that collapses onto a few (near-)identical rows has a singular covariance: scikit-learn then raises
+# "ill-defined empirical covariance" (real playlists: 2 GMM trials of 30 on 468 playlists). Each retry adds 10x the
+# ridge; 1e-3 is 0.1% of a standardized feature's variance, still far below any real cluster's spread.
+GMM_REG_COVAR_RETRIES = (1e-5, 1e-4, 1e-3)
+
+
 def _fit_gmm(X, k, seed, covariance_type, max_n, n_threads, info):
-    """Fit a GaussianMixture on at most the first max_n rows; return it and the labels of every row."""
+    """Fit a GaussianMixture on at most the first max_n rows; return it and the labels of every row.
+
+    A collapsed component is retried with a larger ``reg_covar`` (``GMM_REG_COVAR_RETRIES``, recorded in
+    ``info["warnings"]``); DegenerateFitError when the last retry still fails.
+    """
     mixture = _FullCovarianceMixture if covariance_type == "full" else GaussianMixture
-    estimator = mixture(n_components=k, covariance_type=covariance_type, random_state=seed, **GMM_PARAMS)
     fit_rows = min(X.shape[0], int(max_n))
-    with _thread_limit(n_threads), _recorded_warnings(info):
-        if fit_rows == X.shape[0]:
-            labels = estimator.fit_predict(X)
-        else:
-            labels = _predict_in_chunks(estimator.fit(X[:fit_rows]), X)
+    for reg_covar in (GMM_PARAMS["reg_covar"], *GMM_REG_COVAR_RETRIES):
+        estimator = mixture(n_components=k, covariance_type=covariance_type, random_state=seed,
+                            **{**GMM_PARAMS, "reg_covar": reg_covar})
+        try:
+            with _thread_limit(n_threads), _recorded_warnings(info):
+                if fit_rows == X.shape[0]:
+                    labels = estimator.fit_predict(X)
+                else:
+                    labels = _predict_in_chunks(estimator.fit(X[:fit_rows]), X)
+            break
+        except ValueError as exc:
+            if "ill-defined empirical covariance" not in str(exc):
+                raise
+            info.setdefault("warnings", []).append(
+                f"GaussianMixture k={k}: a component collapsed at reg_covar={reg_covar:g} (ill-defined covariance)")
+    else:
+        raise DegenerateFitError(f"GaussianMixture k={k}: a component collapsed onto too few distinct rows even "
+                                 f"with reg_covar={GMM_REG_COVAR_RETRIES[-1]:g}")
+    if reg_covar != GMM_PARAMS["reg_covar"]:
+        info["warnings"].append(f"GaussianMixture k={k}: fitted with reg_covar={reg_covar:g}")
     info.update(n_iter=int(estimator.n_iter_), converged=bool(estimator.converged_),
-                lower_bound=float(estimator.lower_bound_), fit_rows=int(fit_rows), covariance_type=covariance_type)
+                lower_bound=float(estimator.lower_bound_), fit_rows=int(fit_rows), covariance_type=covariance_type,
+                reg_covar=float(reg_covar))
     return estimator, labels
 
 
@@ -240,7 +269,13 @@ def gmm_labels(X, k, seed, covariance_type="full", max_n=GMM_MAX_N, n_threads=No
     labels : ndarray of shape (n_samples,), int
         May hold fewer than k distinct values (empty components).
     info : dict
-        ``n_iter``, ``converged``, ``lower_bound``, ``fit_rows``, ``covariance_type``, ``warnings`` (list of str).
+        ``n_iter``, ``converged``, ``lower_bound``, ``fit_rows``, ``covariance_type``, ``reg_covar`` (the one
+        that fitted), ``warnings`` (list of str).
+
+    Raises
+    ------
+    DegenerateFitError
+        When a component collapses even at the largest ``reg_covar`` of ``GMM_REG_COVAR_RETRIES``.
     """
     X = _check_X(X)
     _check_k(k, X.shape[0])
@@ -349,6 +384,87 @@ def ward_tree(X, max_n=AGGLOMERATIVE_MAX_N, n_threads=None):
     return WardTree(linkage, leaf_order, node_start, parent_step, n, X.shape[0], time.perf_counter() - start)
 
 
+def weighted_ward_linkage(centres, weights):
+    """Ward linkage of weighted points, as a SciPy linkage matrix.
+
+    Each point stands for ``weights[i]`` rows at ``centres[i]`` (a Birch subcluster). Merging clusters A and B
+    costs ``w_A w_B / (w_A + w_B) * ||c_A - c_B||^2``, the increase of the within-cluster sum of squares, so the
+    tree is ward's tree of the rows themselves were each subcluster a point mass. Neither SciPy nor scikit-learn
+    takes weights in ward. Nearest-neighbour chain: Muellner 2011, "Modern hierarchical, agglomerative clustering
+    algorithms", arXiv:1109.2378, section 3.
+
+    Parameters
+    ----------
+    centres : ndarray of shape (n_points, n_features)
+    weights : ndarray of shape (n_points,), positive
+
+    Returns
+    -------
+    linkage : ndarray of shape (n_points - 1, 4)
+        Merges in height order; heights follow SciPy's ward convention ``sqrt(2 * cost)`` (unit weights give
+        ``scipy.cluster.hierarchy.ward``'s heights); column 3 counts points (leaves), not weight.
+    """
+    centres = np.array(centres, dtype=np.float64)
+    weight = np.asarray(weights, dtype=np.float64).copy()
+    n = centres.shape[0]
+    if weight.shape != (n,) or not (weight > 0).all():
+        raise ValueError(f"weights must be {n} positive numbers, one per centre")
+    active = np.ones(n, dtype=bool)
+    merges = []  # (slot kept, slot absorbed, cost): slot a holds the union after the merge
+    chain = []
+    while len(merges) < n - 1:
+        if not chain:
+            chain.append(int(np.flatnonzero(active)[0]))
+        while True:
+            a = chain[-1]
+            offsets = centres - centres[a]
+            cost = weight[a] * weight / (weight[a] + weight) * np.einsum("ij,ij->i", offsets, offsets)
+            cost[~active] = np.inf
+            cost[a] = np.inf
+            b = int(np.argmin(cost))
+            # Reciprocal nearest neighbours (ties go to the chain's previous element, so the chain never cycles).
+            if len(chain) > 1 and cost[chain[-2]] <= cost[b]:
+                b = chain[-2]
+                break
+            chain.append(b)
+        del chain[-2:]
+        merges.append((a, b, float(cost[b])))
+        total = weight[a] + weight[b]
+        centres[a] = (weight[a] * centres[a] + weight[b] * centres[b]) / total
+        weight[a] = total
+        active[b] = False
+    # The chain finds merges out of height order; replay them sorted, numbering nodes as SciPy does.
+    merges.sort(key=lambda merge: merge[2])
+    parent = list(range(n))
+    node_of = list(range(n))  # SciPy node id of the cluster whose union-find root is this slot
+    leaves = [1] * n
+
+    def root(slot):
+        while parent[slot] != slot:
+            parent[slot] = parent[parent[slot]]
+            slot = parent[slot]
+        return slot
+
+    linkage = np.empty((n - 1, 4))
+    for step, (a, b, cost) in enumerate(merges):
+        ra, rb = root(a), root(b)
+        first, second = sorted((node_of[ra], node_of[rb]))
+        parent[rb] = ra
+        leaves[ra] += leaves[rb]
+        node_of[ra] = n + step
+        linkage[step] = (first, second, np.sqrt(2.0 * max(cost, 0.0)), leaves[ra])
+    return linkage
+
+
+def weighted_ward_tree(centres, weights):
+    """ONE ward tree over weighted points (:func:`weighted_ward_linkage`), cut at any k by :func:`_cut`."""
+    start = time.perf_counter()
+    linkage = weighted_ward_linkage(centres, weights)
+    n = linkage.shape[0] + 1
+    leaf_order, node_start, parent_step = _tree_layout(linkage, n)
+    return WardTree(linkage, leaf_order, node_start, parent_step, n, n, time.perf_counter() - start)
+
+
 def _cut(tree, k):
     """Labels 0..k-1 of the tree's leaves after its first n - k merges (sklearn's _hc_cut, by merge order)."""
     n = tree.n_leaves
@@ -450,18 +566,19 @@ def birch_threshold(X, target_subclusters=BIRCH_TARGET_SUBCLUSTERS, sample_size=
 
 @dataclass
 class BirchTree:
-    """One Birch CF-tree of a sample and ONE ward tree over its subcluster centres.
+    """One Birch CF-tree of a sample and ONE weighted ward tree over its subcluster centres.
 
-    Birch's global step with an int n_clusters is ``AgglomerativeClustering(n_clusters=k)`` (ward) on the
-    subcluster centres, and its labels are those of each row's nearest subcluster: neither the CF-tree nor the
-    nearest subcluster depends on k, so both are computed here once and :func:`birch_labels` only cuts.
+    Birch's global step is ward on the subcluster centres, each weighted by the rows nearest to it
+    (:func:`weighted_ward_linkage`; scikit-learn's ``Birch(n_clusters=k)`` leaves them unweighted), and a row's
+    label is that of its nearest subcluster: neither the CF-tree, the nearest subcluster nor the tree depends on
+    k, so all are computed here once and :func:`birch_labels` only cuts.
 
     Attributes
     ----------
     birch : sklearn.cluster.Birch, fitted with ``n_clusters=None``
     threshold : float, the threshold finally used
     attempts : list of dict, every (rows, threshold, n_subclusters) built
-    centres_tree : WardTree over ``birch.subcluster_centers_``
+    centres_tree : WardTree over ``birch.subcluster_centers_``, weighted by their rows
     row_subcluster : ndarray of shape (n_rows,), each build row's nearest subcluster
     column_sums : ndarray of shape (n_features,), to recognise the build rows in :func:`birch_labels`
     build_seconds : float
@@ -501,10 +618,10 @@ def birch_method(n, max_n=BIRCH_MAX_N):
     if capped:
         description = (f"Birch CF-tree built on the first {tree_rows:,} rows of the sample (a uniform random subset); "
                        f"all {n:,} rows are labelled by their nearest subcluster; global step: ward on the "
-                       "subcluster centres, one tree cut at each k")
+                       "subcluster centres weighted by their rows, one tree cut at each k")
     else:
-        description = (f"Birch CF-tree on all {n:,} rows; global step: ward on the subcluster centres, one tree cut "
-                       "at each k (equal to Birch(threshold, n_clusters=k))")
+        description = (f"Birch CF-tree on all {n:,} rows; global step: ward on the subcluster centres weighted by "
+                       "their rows, one tree cut at each k")
     return {"n_rows": int(n), "tree_rows": int(tree_rows), "max_n": int(max_n), "capped": bool(capped),
             "description": description}
 
@@ -553,7 +670,11 @@ def birch_cf_tree(X, threshold, max_subclusters=BIRCH_MAX_SUBCLUSTERS, growth=1.
         # With n_clusters=None, Birch.predict returns each row's nearest subcluster.
         row_subcluster = birch.predict(X)
         centres = birch.subcluster_centers_
-        centres_tree = ward_tree(centres, max_n=centres.shape[0]) if centres.shape[0] >= 2 else None
+        # Weighted by the rows each subcluster holds (Zhang et al. 1996, BIRCH, phase 3 clusters CF entries):
+        # scikit-learn's global step weighs a 2-row subcluster like a 500-row one, so far-off pairs of points
+        # became clusters of their own. A subcluster nearest to no row keeps weight 1.
+        weights = np.maximum(np.bincount(row_subcluster, minlength=centres.shape[0]), 1)
+        centres_tree = weighted_ward_tree(centres, weights) if centres.shape[0] >= 2 else None
     if count > max_subclusters:
         info.setdefault("warnings", []).append(
             f"Birch CF-tree has {count} subclusters after {len(attempts)} builds (max_subclusters={max_subclusters})")
@@ -575,8 +696,8 @@ def birch_labels(cf_tree, X, k):
     Returns
     -------
     labels : ndarray of shape (n_rows,), int
-        Equal to ``Birch(threshold=t, n_clusters=k).fit_predict(X)`` up to a permutation. When the CF-tree has
-        fewer than k subclusters it has as many clusters as subclusters (score_labels reports effective_k).
+        Ward's cut of the size-weighted subclusters (equal to ``Birch(threshold=t, n_clusters=k).fit_predict(X)``
+        only when every subcluster holds as many rows). When the CF-tree has fewer than k subclusters it has as many clusters as subclusters (score_labels reports effective_k).
     """
     if X is not None:
         X = np.asarray(X)
@@ -692,8 +813,8 @@ def fit_final(model, k, X, seed, threshold=None, max_n=None, covariance_type="fu
         estimator, labels = _fit_gmm(X, k, seed, covariance_type, GMM_MAX_N if max_n is None else max_n,
                                      n_threads, info)
         return FinalModel(model, k, labels, estimator.means_, estimator,
-                          {"estimator": "GaussianMixture", **GMM_PARAMS, "covariance_type": covariance_type,
-                           "fit_rows": info["fit_rows"]}, info)
+                          {"estimator": "GaussianMixture", **GMM_PARAMS, "reg_covar": info["reg_covar"],
+                           "covariance_type": covariance_type, "fit_rows": info["fit_rows"]}, info)
     if model == "agglomerative":
         max_n = AGGLOMERATIVE_MAX_N if max_n is None else max_n
         tree = ward_tree(X, max_n=max_n, n_threads=n_threads)

@@ -381,15 +381,18 @@ def score_labels(X, labels, query_idx=None, exact_max_n=EXACT_SILHOUETTE_MAX_N, 
     -------
     scores : dict
         ``silhouette``, ``silhouette_se`` (0.0 when exact), ``davies_bouldin``, ``calinski_harabasz``,
-        ``effective_k`` (distinct labels), ``status`` (``"ok"`` or ``"degenerate: <reason>"``; degenerate
-        rows carry NaN scores).
+        ``effective_k`` (distinct labels), ``min_cluster_size`` (rows of the smallest cluster),
+        ``min_cluster_share`` and ``max_cluster_share`` (of all rows: what the selection's eligibility rule
+        reads), ``status`` (``"ok"`` or ``"degenerate: <reason>"``; degenerate rows carry NaN scores).
     """
     X, labels = _check_X_labels(X, labels)
     codes, sizes = _encode(labels)
     n, k = X.shape[0], int(sizes.shape[0])
     nan = float("nan")
     result = {"silhouette": nan, "silhouette_se": nan, "davies_bouldin": nan, "calinski_harabasz": nan,
-              "effective_k": k, "status": "ok"}
+              "effective_k": k, "min_cluster_size": int(sizes.min()) if k else 0,
+              "min_cluster_share": float(sizes.min() / n) if k else nan,
+              "max_cluster_share": float(sizes.max() / n) if k else nan, "status": "ok"}
     if k < 2:
         result["status"] = f"degenerate: {k} distinct cluster(s), scores need at least 2"
         return result

@@ -8,6 +8,14 @@ Configs are ranked by wins minus losses (Copeland's method); a config that beats
 winner) is therefore first. Remaining ties go to the smaller k, then to the model order of ``MODEL_NAMES``.
 Condorcet winner and Copeland score: https://en.wikipedia.org/wiki/Copeland%27s_method
 
+Eligibility comes first (:func:`split_off_reasons`): a clustering whose smallest cluster holds fewer than
+``MIN_RELATIVE_SIZE`` (10%) of an even share ``n / k`` of the rows has split a few points off, and is ranked
+below every clustering that has not, whatever its scores. Silhouette and Davies-Bouldin both reward cutting a few
+far-away points into their own cluster (on scikit-learn's digits the unguarded rule chose clusters of
+1,765 / 28 / 2 / 2 rows), and with the pairwise majority they outvote Calinski-Harabasz. The same idea as
+HDBSCAN's minimum cluster size (Campello, Moulavi and Sander 2013): a group that small is noise, not a cluster.
+Eligibility is a property of one config, so the Condorcet argument holds among the eligible configs.
+
 Why not the mean rank over the metrics (a Borda count): it depends on which other configs are on the board. On
 the 20,000-row demo data KMeans k=5 and k=10 tied on mean rank among all 396 configs and the tie broke the other
 way among the 44 configs early stopping kept, with the same scores. Whether A beats B depends on A and B
@@ -27,12 +35,28 @@ from raysweep.models import MODEL_NAMES
 
 METRICS = {"silhouette": "max", "davies_bouldin": "min", "calinski_harabasz": "max"}
 
-RULE = ("Pairwise majority over silhouette (higher is better), Davies-Bouldin (lower) and Calinski-Harabasz (higher) "
-        "among the configs with status ok at the top rung: config A beats config B when A is clearly better on more "
-        "of the three metrics than B is, where silhouettes within one combined standard error count as equal; the "
-        "winner has the most wins minus losses (Copeland's method), so a config that beats every other one "
-        "(a Condorcet winner) wins; remaining ties go to the smaller k, then to the model order kmeans, birch, "
-        "agglomerative, gmm.")
+# The smallest cluster must hold at least this fraction of an even share n / k of the rows. On the four labelled
+# data sets of scikit-learn (digits, wine, breast cancer, iris; benchmarks/bench_validity.py) 0.1 excludes every
+# split-off winner and keeps every sound one; 0.2 and more also exclude digits' good KMeans k = 10-13 (ARI 0.54),
+# whose smallest cluster is 16% of an even share, and the winner falls to k = 9 (ARI 0.42).
+MIN_RELATIVE_SIZE = 0.1
+
+_RULE_TEMPLATE = (
+    "Eligible first: a config whose smallest cluster holds fewer than {min_relative_size:g} x n / k rows has split a "
+    "few points off and ranks below every config that has not. Then a pairwise majority over silhouette (higher is "
+    "better), Davies-Bouldin (lower) and Calinski-Harabasz (higher) among the configs with status ok at the top "
+    "rung: config A beats config B when A is clearly better on more of the three metrics than B is, where "
+    "silhouettes within one combined standard error count as equal; the winner has the most wins minus losses "
+    "(Copeland's method), so a config that beats every other one (a Condorcet winner) wins; remaining ties go to "
+    "the smaller k, then to the model order kmeans, birch, agglomerative, gmm.")
+
+
+def rule_text(min_relative_size=MIN_RELATIVE_SIZE):
+    """The winner rule in one paragraph, for a given eligibility threshold."""
+    return _RULE_TEMPLATE.format(min_relative_size=min_relative_size)
+
+
+RULE = rule_text()
 
 REASONING = (
     "The three scores encode different ideas of a good clustering (silhouette: each point closer to its own cluster "
@@ -48,7 +72,7 @@ REASONING = (
 
 REQUIRED_COLUMNS = ("model", "k", "silhouette", "davies_bouldin", "calinski_harabasz", "status")
 INTEGER_COLUMNS = ("effective_k", "n", "rung", "wins", "losses", "copeland", "rank_silhouette", "rank_davies_bouldin",
-                   "rank_calinski_harabasz")
+                   "rank_calinski_harabasz", "min_cluster_size")
 
 
 def _check_leaderboard(df):
@@ -95,44 +119,85 @@ def _pairwise_votes(good):
     return votes
 
 
-def rank_configs(df):
+def split_off_reasons(df, min_relative_size=MIN_RELATIVE_SIZE):
+    """Why each config is not eligible ("" when it is): a cluster below ``min_relative_size`` of an even share.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Leaderboard rows with ``min_cluster_share`` (smallest cluster / rows) and ``effective_k`` (or ``k``).
+        Rows without ``min_cluster_share`` (NaN, or leaderboards written before it was recorded) are eligible.
+    min_relative_size : float, default=MIN_RELATIVE_SIZE
+
+    Returns
+    -------
+    reasons : pandas.Series of str, aligned with ``df``
+    """
+    if not 0.0 <= min_relative_size < 1.0:
+        raise ValueError(f"min_relative_size={min_relative_size}: must be within [0, 1)")
+    if "min_cluster_share" not in df.columns or df.empty:
+        return pd.Series("", index=df.index, dtype=object)
+    share = pd.to_numeric(df["min_cluster_share"], errors="coerce")
+    clusters = df["effective_k"] if "effective_k" in df.columns else df["k"]
+    clusters = pd.to_numeric(clusters, errors="coerce").fillna(df["k"]).astype(float)
+    relative = share * clusters
+    split = relative < min_relative_size
+    reasons = pd.Series("", index=df.index, dtype=object)
+    reasons[split] = [f"smallest cluster holds {r:.3f} of an even share n/k (< {min_relative_size:g}): "
+                      "a few points split off" for r in relative[split]]
+    return reasons
+
+
+def _rank_group(group):
+    """Copeland ranking of one group of comparable configs (all ok), best first."""
+    votes = _pairwise_votes(group)
+    group["wins"] = (votes > 0).sum(axis=1)
+    group["losses"] = (votes < 0).sum(axis=1)
+    group["copeland"] = group["wins"] - group["losses"]
+    group["beats_all"] = group["wins"] == len(group) - 1
+    se = _silhouette_se(group)
+    for metric, better in METRICS.items():
+        group[f"rank_{metric}"] = 1 + _clearly_better_counts(group[metric], better,
+                                                             se if metric == "silhouette" else None)
+    group["_model_order"] = _model_order(group["model"])
+    return group.sort_values(["copeland", "k", "_model_order"], ascending=[False, True, True], kind="stable")
+
+
+def rank_configs(df, min_relative_size=MIN_RELATIVE_SIZE):
     """Rank configs by the winner rule (``RULE``): best first.
 
     Parameters
     ----------
     df : pandas.DataFrame
         Leaderboard rows of ONE rung (one row per config): ``model``, ``k``, ``silhouette``, ``davies_bouldin``,
-        ``calinski_harabasz``, ``status`` and optionally ``silhouette_se`` (missing or NaN = 0).
+        ``calinski_harabasz``, ``status`` and optionally ``silhouette_se`` (missing or NaN = 0),
+        ``min_cluster_share`` and ``effective_k`` (for eligibility, :func:`split_off_reasons`).
+    min_relative_size : float, default=MIN_RELATIVE_SIZE
 
     Returns
     -------
     ranking : pandas.DataFrame
-        The input rows sorted by position (1 = best) with added columns: ``wins`` and ``losses`` (head-to-head
-        majorities over the other ranked configs), ``copeland`` (wins - losses), ``beats_all`` (a Condorcet
-        winner), and for information each metric's competition rank ``rank_<metric>`` (1 + the configs clearly
-        better on it) and ``position``. Rows whose status is not ``ok`` or with a NaN score come last with NaN
-        in the added columns, ordered by k then model.
+        The input rows sorted by position (1 = best) with added columns: ``eligible`` and ``excluded`` (the
+        reason, "" when eligible), ``wins`` and ``losses`` (head-to-head majorities over the other configs of
+        its group: the eligible ones, or the excluded ones), ``copeland`` (wins - losses), ``beats_all`` (a
+        Condorcet winner of its group), and for information each metric's competition rank ``rank_<metric>``
+        (1 + the configs of its group clearly better on it) and ``position``. Eligible configs come first, then
+        the excluded ones; rows whose status is not ``ok`` or with a NaN score come last with NaN in the added
+        columns, ordered by k then model.
     """
     _check_leaderboard(df)
     ok = df["status"].eq("ok") & df[list(METRICS)].notna().all(axis=1)
     good = df[ok].copy()
-    votes = _pairwise_votes(good)
-    good["wins"] = (votes > 0).sum(axis=1)
-    good["losses"] = (votes < 0).sum(axis=1)
-    good["copeland"] = good["wins"] - good["losses"]
-    good["beats_all"] = good["wins"] == len(good) - 1
-    se = _silhouette_se(good)
-    for metric, better in METRICS.items():
-        good[f"rank_{metric}"] = 1 + _clearly_better_counts(good[metric], better,
-                                                            se if metric == "silhouette" else None)
-    good["_model_order"] = _model_order(good["model"])
-    good = good.sort_values(["copeland", "k", "_model_order"], ascending=[False, True, True], kind="stable")
+    good["excluded"] = split_off_reasons(good, min_relative_size)
+    good["eligible"] = good["excluded"].eq("")
+    groups = [_rank_group(good[good["eligible"]].copy()), _rank_group(good[~good["eligible"]].copy())]
     bad = df[~ok].copy()
-    for column in ["wins", "losses", "copeland", "beats_all"] + [f"rank_{m}" for m in METRICS]:
+    for column in ["wins", "losses", "copeland", "beats_all", "eligible"] + [f"rank_{m}" for m in METRICS]:
         bad[column] = np.nan
+    bad["excluded"] = ""
     bad["_model_order"] = _model_order(bad["model"])
     bad = bad.sort_values(["k", "_model_order"], kind="stable")
-    ranking = pd.concat([good, bad]) if len(bad) else good
+    ranking = pd.concat([group for group in [*groups, bad] if len(group)] or [bad])
     ranking = ranking.drop(columns="_model_order")
     ranking["position"] = np.arange(1, len(ranking) + 1)
     return ranking.reset_index(drop=True)
@@ -172,7 +237,33 @@ def _config(row, columns):
     return out
 
 
-def select_winner(leaderboard):
+def range_edge(k, k_range):
+    """Which edge of the searched k range a winner's k sits on, and what to do about it.
+
+    Parameters
+    ----------
+    k : int
+    k_range : tuple of (int, int) or None
+        The searched ``(k_min, k_max)``; None means unknown (nothing is flagged).
+
+    Returns
+    -------
+    edge : {"k_max", "k_min"} or None
+        ``k_min`` only when ``k_min > 2``: k = 2 is the smallest clustering there is.
+    advice : str or None
+    """
+    if k_range is None:
+        return None, None
+    k_min, k_max = (int(v) for v in k_range)
+    if k == k_max and k_max > k_min:
+        return "k_max", (f"the winner has k={k}, the largest k searched: the scores were still improving at the edge "
+                         f"of the range; widen it (--k-max above {k_max})")
+    if k == k_min and k_min > 2:
+        return "k_min", (f"the winner has k={k}, the smallest k searched: widen the range (--k-min below {k_min})")
+    return None, None
+
+
+def select_winner(leaderboard, k_range=None, min_relative_size=MIN_RELATIVE_SIZE):
     """The winner of a sweep by ``RULE``, with each metric's own best and the Pareto front.
 
     Parameters
@@ -180,16 +271,22 @@ def select_winner(leaderboard):
     leaderboard : pandas.DataFrame
         One row per (config, rung): ``model``, ``k``, ``silhouette``, ``davies_bouldin``,
         ``calinski_harabasz``, ``status``, and optionally ``rung`` (the top one is used), ``n``,
-        ``silhouette_se``, ``effective_k``.
+        ``silhouette_se``, ``effective_k``, ``min_cluster_share``.
+    k_range : tuple of (int, int), default=None
+        The searched ``(k_min, k_max)``, to flag a winner at its edge (:func:`range_edge`).
+    min_relative_size : float, default=MIN_RELATIVE_SIZE
 
     Returns
     -------
     winner : dict
-        ``model``, ``k``, ``rule``, ``reasoning``, ``scores`` (with ``wins``, ``losses``, ``copeland``),
-        ``beats_all`` (True when the winner beats every other candidate head to head: a Condorcet winner, the case
-        in which early stopping provably picks what the exhaustive run picks, if it promotes the winner),
-        ``per_metric_best`` ({metric: {model, k, value}}),
-        ``pareto_front`` (list of {model, k, scores...}), ``n``, ``rung``, ``n_candidates``.
+        ``model``, ``k``, ``rule``, ``reasoning``, ``scores`` (with ``wins``, ``losses``, ``copeland``,
+        ``min_cluster_share``), ``beats_all`` (True when the winner beats every other eligible candidate head to
+        head: a Condorcet winner, the case in which early stopping provably picks what the exhaustive run picks,
+        if it promotes the winner), ``eligibility`` ({``min_relative_size``, ``n_excluded``, ``excluded``: the
+        excluded configs with their reasons, ``winner_excluded``: True only when no config was eligible}),
+        ``at_edge`` and ``edge_advice`` (:func:`range_edge`), ``per_metric_best`` ({metric: {model, k, value}},
+        among the eligible configs), ``pareto_front`` (list of {model, k, scores...}, eligible configs),
+        ``n``, ``rung``, ``n_candidates``.
     """
     _check_leaderboard(leaderboard)
     df = leaderboard
@@ -197,13 +294,19 @@ def select_winner(leaderboard):
     if "rung" in df.columns and len(df):
         rung = int(df["rung"].max())
         df = df[df["rung"] == rung]
-    ranking = rank_configs(df)
-    candidates = ranking[ranking["copeland"].notna()]
-    if candidates.empty:
+    ranking = rank_configs(df, min_relative_size)
+    scored = ranking[ranking["copeland"].notna()]
+    if scored.empty:
         where = f" at the top rung ({rung})" if rung is not None else ""
         raise ValueError(f"no config with status ok and finite scores{where}: nothing to select")
+    eligible = scored["eligible"].astype(bool)
+    # With no eligible config the best excluded one is still reported, and flagged, rather than nothing.
+    candidates = scored[eligible] if eligible.any() else scored
+    excluded = scored[~eligible]
     best = candidates.iloc[0]
+    edge, advice = range_edge(int(best["k"]), k_range)
     score_columns = ["silhouette", "silhouette_se", "davies_bouldin", "calinski_harabasz", "effective_k",
+                     "min_cluster_size", "min_cluster_share", "max_cluster_share",
                      "wins", "losses", "copeland", "rank_silhouette", "rank_davies_bouldin", "rank_calinski_harabasz"]
     per_metric_best = {}
     for metric, better in METRICS.items():
@@ -213,11 +316,20 @@ def select_winner(leaderboard):
     return {
         "model": str(best["model"]),
         "k": int(best["k"]),
-        "rule": RULE,
+        "rule": rule_text(min_relative_size),
         "reasoning": REASONING,
         "scores": {key: value for key, value in _config(best, score_columns).items() if key not in ("model", "k")},
         "per_metric_best": per_metric_best,
         "beats_all": bool(best["beats_all"]),
+        "eligibility": {
+            "min_relative_size": float(min_relative_size),
+            "n_excluded": int(len(excluded)),
+            "winner_excluded": not bool(eligible.any()),
+            "excluded": [{**_config(row, ["effective_k", "min_cluster_size", "min_cluster_share"]),
+                          "reason": str(row["excluded"])} for _, row in excluded.iterrows()],
+        },
+        "at_edge": edge,
+        "edge_advice": advice,
         "pareto_front": [_config(row, ["silhouette", "silhouette_se", "davies_bouldin", "calinski_harabasz",
                                        "copeland"]) for _, row in front.iterrows()],
         "n": int(best["n"]) if "n" in best and pd.notna(best["n"]) else None,

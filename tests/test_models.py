@@ -2,6 +2,8 @@ import pickle
 
 import numpy as np
 import pytest
+from scipy.cluster.hierarchy import fcluster
+from scipy.cluster.hierarchy import ward as scipy_ward
 from sklearn.cluster import AgglomerativeClustering, Birch, KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
@@ -20,6 +22,7 @@ from raysweep.models import (
     kmeans_labels,
     ward_labels,
     ward_tree,
+    weighted_ward_linkage,
 )
 
 
@@ -79,10 +82,38 @@ def test_agglomerative_method_records_the_cap():
 
 
 @pytest.mark.parametrize("k", [2, 5, 17, 40])
-def test_birch_global_step_equals_birch_fit_predict(blobs, cf_tree, k):
+def test_birch_global_step_is_ward_on_subclusters_weighted_by_their_rows(blobs, cf_tree, k):
     X, _ = blobs
-    expected = Birch(threshold=cf_tree.threshold, n_clusters=k).fit_predict(X)
-    assert adjusted_rand_score(birch_labels(cf_tree, X, k), expected) == 1.0
+    centres = cf_tree.birch.subcluster_centers_
+    weights = np.bincount(cf_tree.row_subcluster, minlength=centres.shape[0])
+    # Ward on the centres repeated as often as they hold rows: the tree of point masses, weighting by replication.
+    replicated = np.repeat(np.arange(centres.shape[0]), np.maximum(weights, 1))
+    cut = fcluster(scipy_ward(centres[replicated]), k, criterion="maxclust")
+    subcluster_label = np.empty(centres.shape[0], dtype=np.intp)
+    subcluster_label[replicated] = cut
+    assert adjusted_rand_score(birch_labels(cf_tree, X, k), subcluster_label[cf_tree.row_subcluster]) == 1.0
+
+
+def test_birch_does_not_split_off_a_few_far_points():
+    # Two blobs of 1,000 rows and 2 rows 9 SD from one of them: no cluster of 2 rows at k = 3 (weighted global step);
+    # scikit-learn's unweighted global step gives those 2 rows a cluster of their own.
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (1000, 4)), rng.normal(12, 1, (1000, 4)), np.zeros((2, 4)) + [9, 0, 0, 0]])
+    X = X[rng.permutation(len(X))]
+    cf = birch_cf_tree(X, birch_threshold(X, target_subclusters=60))
+    sizes = np.bincount(birch_labels(cf, None, 3))
+    unweighted = np.bincount(Birch(threshold=cf.threshold, n_clusters=3).fit_predict(X))
+    assert unweighted.min() == 2 and sizes.min() > 100
+
+
+def test_weighted_ward_linkage_with_unit_weights_equals_scipy_ward(blobs):
+    X, _ = blobs
+    np.testing.assert_allclose(weighted_ward_linkage(X, np.ones(len(X))), scipy_ward(X), atol=1e-9)
+
+
+def test_weighted_ward_linkage_refuses_nonpositive_weights(blobs):
+    with pytest.raises(ValueError, match="positive"):
+        weighted_ward_linkage(blobs[0][:5], np.array([1, 1, 0, 1, 1]))
 
 
 def test_birch_threshold_keeps_subclusters_near_target():
