@@ -126,11 +126,18 @@ def sweep_trial(config: dict, data: dict) -> None:
     with threadpool_limits(limits=cpus), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
-        labels, fit_warnings = fit_labels(model, k, X, shared, seed, cpus)
+        try:
+            labels, fit_warnings = fit_labels(model, k, X, shared, seed, cpus)
+        except models.DegenerateFitError as exc:
+            # The config cannot be fitted to these rows: a plain status, not an error with a traceback.
+            labels, fit_warnings, degenerate = None, [], f"degenerate: {exc}"
         fit_seconds = time.perf_counter() - start
-        # The same query rows for every config: the first m of the permuted sample (common random numbers).
-        query = scores.silhouette_query_points(n, int(config["query_points"]), seed=None)
-        result = scores.score_labels(X, labels, query_idx=query, exact_max_n=int(config["exact_max_n"]))
+        if labels is None:
+            result = scores.unscored(degenerate)
+        else:
+            # The same query rows for every config: the first m of the permuted sample (common random numbers).
+            query = scores.silhouette_query_points(n, int(config["query_points"]), seed=None)
+            result = scores.score_labels(X, labels, query_idx=query, exact_max_n=int(config["exact_max_n"]))
         score_seconds = time.perf_counter() - start - fit_seconds
     warned = sorted({line.splitlines()[0] for line in fit_warnings}
                     | {f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})

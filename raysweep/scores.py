@@ -362,6 +362,14 @@ def silhouette_query_estimate(X, labels, query_idx, chunk_rows=None):
     return float(np.mean(s)), se
 
 
+def unscored(status):
+    """The result of a config that has no labels to score (its fit failed): NaN scores and ``status``."""
+    nan = float("nan")
+    return {"silhouette": nan, "silhouette_se": nan, "davies_bouldin": nan, "calinski_harabasz": nan,
+            "effective_k": 0, "min_cluster_size": 0, "min_cluster_share": nan, "max_cluster_share": nan,
+            "status": status}
+
+
 def score_labels(X, labels, query_idx=None, exact_max_n=EXACT_SILHOUETTE_MAX_N, chunk_rows=None):
     """All three scores of one labeling, never raising on degenerate labelings.
 
@@ -388,11 +396,10 @@ def score_labels(X, labels, query_idx=None, exact_max_n=EXACT_SILHOUETTE_MAX_N, 
     X, labels = _check_X_labels(X, labels)
     codes, sizes = _encode(labels)
     n, k = X.shape[0], int(sizes.shape[0])
-    nan = float("nan")
-    result = {"silhouette": nan, "silhouette_se": nan, "davies_bouldin": nan, "calinski_harabasz": nan,
-              "effective_k": k, "min_cluster_size": int(sizes.min()) if k else 0,
-              "min_cluster_share": float(sizes.min() / n) if k else nan,
-              "max_cluster_share": float(sizes.max() / n) if k else nan, "status": "ok"}
+    result = unscored("ok")
+    if k:
+        result.update(effective_k=k, min_cluster_size=int(sizes.min()), min_cluster_share=float(sizes.min() / n),
+                      max_cluster_share=float(sizes.max() / n))
     if k < 2:
         result["status"] = f"degenerate: {k} distinct cluster(s), scores need at least 2"
         return result

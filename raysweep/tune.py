@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import platform
+import re
 import sys
 import time
 from importlib import metadata
@@ -44,8 +45,8 @@ from raysweep.storage import atomic_file, filesystem_and_path, is_uri
 ETA = 3
 RUNG_ATTEMPTS = 3  # experiments per rung and command for configs left without a result (lost nodes)
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
-                       "calinski_harabasz", "fit_seconds", "status", "warnings", "trial_id", "score_seconds",
-                       "shared_build", "node_id"]
+                       "calinski_harabasz", "min_cluster_size", "min_cluster_share", "max_cluster_share",
+                       "fit_seconds", "status", "warnings", "trial_id", "score_seconds", "shared_build", "node_id"]
 # Trial start order. Models without a shared structure first, so they run while the ward tree and the CF-tree are
 # being built; within that, the most expensive configs first (largest k; GMM before KMeans): fewer idle cores at
 # the rung barrier.
@@ -310,9 +311,23 @@ def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, see
         if result.error is not None and not isinstance(result.error, cluster_failures):
             config = result.config["trial"]
             failed.append({"model": config["model"], "k": config["k"], "rung": rung, "n": n,
-                           "status": f"error: {type(result.error).__name__}: {str(result.error).splitlines()[0]}",
+                           "status": error_status(result.error),
                            "trial_id": result.metrics.get("trial_id", "") if result.metrics else ""})
     return failed
+
+
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def error_status(error):
+    """One plain line for a trial that raised: ``error: <type>: <first line>``, never a traceback or colour codes.
+
+    Ray wraps the trial's exception in a RayTaskError whose text starts with the task name in terminal colours
+    and holds the remote traceback; its ``cause`` is the trial's own exception.
+    """
+    cause = getattr(error, "cause", None) or error
+    lines = [line.strip() for line in _TERMINAL_CODES.sub("", str(cause)).splitlines() if line.strip()]
+    return f"error: {type(cause).__name__}: {lines[0] if lines else 'no message'}"
 
 
 def _trial_dirname(trial):
@@ -571,7 +586,8 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
 
     _write_table(leaderboard, run_dir / "leaderboard.parquet", run_dir / "leaderboard.csv")
     top = leaderboard[leaderboard["rung"] == leaderboard["rung"].max()]
-    winner = selection.select_winner(top)
+    k_values = settings["k_values"] or [settings["k_min"], settings["k_max"]]
+    winner = selection.select_winner(top, k_range=(min(k_values), max(k_values)))
     eta = settings["eta"]
     winner["promotion"] = {"rule": PROMOTION_RULE.format(eta=eta), "reasoning": PROMOTION_REASONING,
                            "exhaustive": settings["exhaustive"]}
@@ -682,6 +698,14 @@ def main(argv=None):
         return 130
     winner = json.loads((run_dir / "winner.json").read_text())
     print(f"winner: {winner['model']} k={winner['k']} ({json.dumps(winner['scores'])})")
+    eligibility = winner["eligibility"]
+    if eligibility["n_excluded"]:
+        print(f"{eligibility['n_excluded']} config(s) at the top rung split a few points off (a cluster below "
+              f"{eligibility['min_relative_size']:g} x n/k rows) and ranked below every sound config")
+    if eligibility["winner_excluded"]:
+        print("warning: every config splits a few points off; the winner is the best of them, not a sound clustering")
+    if winner["edge_advice"]:
+        print(f"warning: {winner['edge_advice']}")
     print(f"results in {run_dir}")
     return 0
 
