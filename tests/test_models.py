@@ -11,6 +11,7 @@ from sklearn.mixture import GaussianMixture
 
 from raysweep.models import (
     KMEANS_INITS,
+    DegenerateFitError,
     MODEL_NAMES,
     _FullCovarianceMixture,
     agglomerative_method,
@@ -263,3 +264,38 @@ def test_fit_final_rejects_unknown_model(blobs):
 def test_k_larger_than_rows_is_a_clear_error(blobs):
     with pytest.raises(ValueError, match="k=700 is larger than the number of rows"):
         kmeans_labels(blobs[0], 700, seed=0)
+
+
+_ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined empirical covariance "
+                "(for instance caused by singleton or collapsed samples).")
+
+
+def _collapse_below(monkeypatch, reg_covar):
+    """Make the mixture's initialization fail as scikit-learn does for a collapsed component, below ``reg_covar``."""
+    original = _FullCovarianceMixture._initialize
+
+    def initialize(self, X, random_state):
+        if self.reg_covar < reg_covar:
+            raise ValueError(_ILL_DEFINED)
+        return original(self, X, random_state)
+
+    monkeypatch.setattr(_FullCovarianceMixture, "_initialize", initialize)
+
+
+def test_gmm_retries_a_collapsed_component_with_a_larger_reg_covar(blobs, monkeypatch):
+    _collapse_below(monkeypatch, 1e-4)
+    labels, info = gmm_labels(blobs[0], 5, seed=0)
+    assert info["reg_covar"] == 1e-4 and len(np.unique(labels)) == 5
+    assert any("reg_covar=1e-06" in w for w in info["warnings"]) and any("fitted with reg_covar=0.0001" in w
+                                                                          for w in info["warnings"])
+
+
+def test_gmm_that_still_collapses_is_a_degenerate_fit(blobs, monkeypatch):
+    _collapse_below(monkeypatch, 1.0)
+    with pytest.raises(DegenerateFitError, match=r"k=5: a component collapsed .* reg_covar=0.001"):
+        gmm_labels(blobs[0], 5, seed=0)
+
+
+def test_gmm_other_errors_are_not_retried(blobs):
+    with pytest.raises(ValueError, match="larger than the number of rows"):
+        gmm_labels(blobs[0][:3], 5, seed=0)

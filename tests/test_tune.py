@@ -435,3 +435,21 @@ def test_progress_line_counts_trials_and_tracks_the_best():
     assert line.line() == ("[raysweep] rung 2/3 n=6,667 | 2/4 done, 0 running, 1 failed | 8 stopped | "
                            "best silhouette: kmeans k=17 0.410")
     assert stream.getvalue().splitlines()[-1] == line.line()
+
+
+# --------------------------------------------------------------------------------------------- trial statuses
+
+
+def test_error_status_of_a_ray_task_error_is_one_plain_line(ray_local):
+    import ray
+
+    from raysweep.tune import error_status
+
+    @ray.remote
+    def fails():
+        raise ValueError("Fitting the mixture model failed\nsecond line")
+
+    with pytest.raises(ray.exceptions.RayTaskError) as caught:
+        ray.get(fails.remote())
+    assert "\x1b[" in str(caught.value) or "ray::" in str(caught.value)  # what a raw status used to carry
+    assert error_status(caught.value) == "error: ValueError: Fitting the mixture model failed"
