@@ -15,7 +15,7 @@ from raysweep.storage import atomic_dir
 
 DEFAULT_PLAYLISTS = 20_000  # the original study's 2% sample size
 DEFAULT_PROFILES = 17  # the original study's winning k, planted as taste profiles
-FORMAT_VERSION = 2  # bump when synth/ingest/features change their output, to rebuild caches
+FORMAT_VERSION = 3  # bump when synth/ingest/features change their output, to rebuild caches
 
 
 def cache_root() -> Path:

@@ -7,16 +7,23 @@
   :func:`raysweep.mpd.playlist_violations` holding;
 - ``DIR/track_audio_features.parquet``: one row per track URI that occurs, with the 13 Spotify audio-feature
   fields in their real units, as if fetched earlier;
-- ``DIR/planted_profiles.parquet``: pid -> planted taste profile (ground truth for tests only).
+- ``DIR/planted_profiles.parquet``: pid -> planted taste profile and outlier kind (ground truth for tests only).
 
 The model. A fixed catalog (independent of N, so the first slices of a small and a large data set are the
 same) of genres, each owning artists, who own albums, which own tracks. Popularity is Zipf-like at every level,
 so a few tracks appear in ~5% of playlists while most appear once or never. A taste profile is a mixture over
 genres dominated by one; a playlist draws its own genre mix around its profile (Dirichlet), a length (truncated
-log-normal: mean ~66, mode ~20, 5..250), a few favourite artists, then distinct tracks, redrawing it if it breaks
+log-normal: mean ~66, mode ~20, 8..250), a few favourite artists, then distinct tracks, redrawing it if it breaks
 the dataset's selection rules (>= 3 artists, >= 2 albums), as the real sampling did. Audio features of a track
 are its genre's centre plus artist and track noise, so profiles differ in mean features, but noisily. Titles come
 from a vocabulary tied to the dominant genre, a generic one and a long compositional tail, in varied spelling.
+
+Outliers. A share ``outlier_rate`` (default 1%) of the playlists are the kinds every clustering of the real MPD
+meets, a quarter each: ``live`` (concert recordings), ``sounds`` (rain, nature or white-noise sleep sounds),
+``spoken`` (comedy, audiobooks, spoken word) and ``short`` (5-7 tracks of one genre; the others have 8..250). The
+first three draw from catalog genres of their own, which taste profiles never draw, with the audio features
+Spotify reports for such tracks (liveness ~0.9; instrumentalness ~0.95, danceability ~0.1, valence ~0.03 at
+-20..-35 dB; speechiness ~0.9 at erratic tempo).
 
 Each slice has its own random stream (``SeedSequence(seed, spawn_key=(1, slice_index))``), so slices are generated
 in parallel, independently of the worker count, and never held in memory together.
@@ -59,15 +66,16 @@ FEATURE_CHUNK = 1 << 16  # tracks per audio-feature random stream, so a track's 
 DAY = 86_400
 LAST_DAY = 1_509_494_400  # 2017-11-01 UTC: the MPD drops tracks added later
 
-# Genre archetypes: relative popularity (share of the catalog's artists; sets profile prevalence), then the
-# centres of danceability, energy, speechiness, acousticness, instrumentalness, liveness, valence (probabilities),
-# tempo (BPM), loudness (dB), P(mode=1), mean track length (s), P(3/4 time); then base titles, most common first.
+# Genre archetypes of the taste profiles: relative popularity (share of the catalog's artists; sets profile
+# prevalence), then the centres of danceability, energy, speechiness, acousticness, instrumentalness, liveness,
+# valence (probabilities), tempo (BPM), loudness (dB), P(mode=1), mean track length (s), P(3/4 time); then base
+# titles, most common first.
 _GENRES = (
     ("pop", .13, .68, .68, .07, .18, .01, .17, .52, 118, -6.0, .62, 210, .02,
      "party|summer|pop|good vibes|pop hits|top hits|car|feels|new|happy"),
     ("rap", .13, .77, .65, .27, .13, .01, .20, .48, 122, -6.5, .55, 220, .01,
      "rap|lit|hip hop|turn up|trap|bangers|rap 🔥|hype|gym|rap caviar"),
-    ("country", .09, .58, .70, .04, .22, .00, .18, .58, 126, -5.5, .86, 210, .04,
+    ("country", .10, .58, .70, .04, .22, .00, .18, .58, 126, -5.5, .86, 210, .04,
      "country|country music|classic country|country jams|old country|country songs|country ❤️|boots|country hits"),
     ("rock", .08, .48, .79, .05, .08, .06, .20, .50, 128, -5.5, .70, 240, .03,
      "rock|classic rock|alternative|rock n roll|dad rock|grunge|rock music|road trip|90s rock"),
@@ -112,10 +120,37 @@ _GENRES = (
     ("kpop", .01, .70, .80, .08, .12, .00, .18, .60, 122, -4.0, .60, 210, .01,
      "kpop|k-pop|bts|korean|anime|jpop|kpop 💕|idol|kdrama"),
 )
+# Genres of the outlier playlists only, after the profiles' genres in the catalog: number of artists, then the
+# columns above (the probabilities, tempo, loudness, P(mode=1), track length, P(3/4)), the track-level tempo SD
+# (BPM; speech has no beat, so Spotify's tempo for it is erratic) and the titles.
+_OUTLIER_GENRES = (
+    ("live", 2000, .45, .80, .12, .15, .03, .90, .40, 125, -7.0, .65, 290, .03, 22,
+     "live|concerts|live music|live sessions|unplugged|concert|live at red rocks|live albums|tour"),
+    ("nature sounds", 300, .10, .04, .06, .60, .97, .15, .03, 95, -28.0, .50, 600, .10, 30,
+     "rain sounds|sleep sounds|nature sounds|rain|ocean waves|thunderstorm|sleep|relaxing sounds|forest"),
+    ("white noise", 150, .10, .93, .06, .30, .97, .20, .03, 100, -24.0, .50, 900, .10, 30,
+     "white noise|sleep|baby sleep|brown noise|fan noise|white noise sleep|study noise|noise"),
+    ("spoken word", 800, .65, .30, .93, .75, .00, .30, .45, 105, -13.0, .55, 420, .10, 40,
+     "audiobooks|podcasts|audiobook|stories|spoken word|poetry|books|bedtime stories"),
+    ("comedy", 600, .55, .70, .93, .80, .00, .85, .40, 110, -11.0, .55, 200, .10, 40,
+     "stand up comedy|comedy|stand up|funny|comedians|jokes|lol|comedy albums"),
+)
+OUTLIER_RATE = 0.01
+OUTLIER_KINDS = ("live", "sounds", "spoken", "short")
+SHORT_LENGTHS = (MIN_TRACKS, MIN_TRACKS + 2)  # the short kind's lengths; the other playlists are longer
+_N_PROFILE_GENRES = len(_GENRES)
+# The catalog genres each kind draws from (one per playlist); a short playlist draws one of its profile's.
+_KIND_GENRES = tuple(tuple(_N_PROFILE_GENRES + [genre[0] for genre in _OUTLIER_GENRES].index(name) for name in names)
+                     for names in (("live",), ("nature sounds", "white noise"), ("spoken word", "comedy")))
 _GENRE_SHARE = np.array([genre[1] for genre in _GENRES]) / sum(genre[1] for genre in _GENRES)
-_PROB_CENTRES = np.array([genre[2:9] for genre in _GENRES])  # (n_genres, 7)
-_TEMPO, _LOUDNESS, _MODE_P, _LENGTH_S, _TRIPLE_P = (np.array([genre[i] for genre in _GENRES]) for i in range(9, 14))
-_GENRE_TITLES = tuple(tuple(genre[14].split("|")) for genre in _GENRES)
+_ARTISTS_PER_GENRE = np.concatenate([np.maximum(1, np.rint(_GENRE_SHARE * N_ARTISTS)),
+                                     [genre[1] for genre in _OUTLIER_GENRES]]).astype(np.int64)
+_ALL_GENRES = _GENRES + tuple(genre[:14] + genre[15:] for genre in _OUTLIER_GENRES)
+_PROB_CENTRES = np.array([genre[2:9] for genre in _ALL_GENRES])  # (n_genres, 7)
+_TEMPO, _LOUDNESS, _MODE_P, _LENGTH_S, _TRIPLE_P = (np.array([genre[i] for genre in _ALL_GENRES])
+                                                    for i in range(9, 14))
+_TEMPO_SD = np.concatenate([np.full(_N_PROFILE_GENRES, 22.0), [genre[14] for genre in _OUTLIER_GENRES]])
+_GENRE_TITLES = tuple(tuple(genre[14].split("|")) for genre in _ALL_GENRES)
 _PROB_FEATURES = ("danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness",
                   "valence")
 # Spread in logit units (artist, track) per probability feature: instrumentalness is bimodal in real data.
@@ -180,8 +215,8 @@ class Catalog:
 def build_catalog(seed: int = 0) -> Catalog:
     """The catalog of a seed: genres own artists (Zipf popularity), artists own albums, albums own tracks."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CATALOG_SEED,)))
-    n_genres = len(_GENRES)
-    artists_per_genre = np.maximum(1, np.rint(_GENRE_SHARE * N_ARTISTS)).astype(np.int64)
+    n_genres = len(_ALL_GENRES)
+    artists_per_genre = _ARTISTS_PER_GENRE
     artist_genre = np.repeat(np.arange(n_genres, dtype=np.int16), artists_per_genre)
     n_artists = artist_genre.size
     artist_rank = np.arange(n_artists) - np.repeat(np.cumsum(artists_per_genre) - artists_per_genre,
@@ -226,7 +261,8 @@ class Profiles:
 
     Attributes
     ----------
-    genre_weights : ndarray of shape (n_profiles, n_genres), rows sum to 1
+    genre_weights : ndarray of shape (n_profiles, n_profile_genres), rows sum to 1
+        Weights of the profiles' genres (the first of the catalog; the outlier genres get none).
     prevalence : ndarray of shape (n_profiles,), sums to 1
     """
 
@@ -240,7 +276,7 @@ def build_profiles(n_profiles: int, seed: int = 0) -> Profiles:
     Prevalence follows the dominant genre's popularity, with noise, so pop and rap profiles are the largest.
     """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PROFILE_SEED,)))
-    n_genres = len(_GENRES)
+    n_genres = _N_PROFILE_GENRES
     by_popularity = np.argsort(-_GENRE_SHARE, kind="stable")
     dominant = by_popularity[np.arange(n_profiles) % n_genres]
     weights = np.tile(0.04 * _GENRE_SHARE, (n_profiles, 1))
@@ -439,6 +475,7 @@ class _SliceStats:
     used_tracks: np.ndarray
     pid: np.ndarray
     profile: np.ndarray
+    outlier: np.ndarray  # 0 for none, else 1 + index in OUTLIER_KINDS
 
 
 _worker_catalog: Catalog | None = None
@@ -469,36 +506,55 @@ def _draw_tracks(rng: np.random.Generator, catalog: Catalog, mix_cdf: np.ndarray
 
 
 def _genre_draws(rng: np.random.Generator, catalog: Catalog, mix_cdf: np.ndarray, draws: int) -> np.ndarray:
-    genres = np.minimum(np.searchsorted(mix_cdf, rng.random(draws)), mix_cdf.size - 1)
+    genres = np.minimum(np.searchsorted(mix_cdf, rng.random(draws), side="right"), mix_cdf.size - 1)
     return np.searchsorted(catalog.track_cdf, genres + rng.random(draws))
 
 
-def _draw_length(rng: np.random.Generator) -> int:
+def _draw_length(rng: np.random.Generator, short: bool) -> int:
+    if short:
+        return int(rng.integers(SHORT_LENGTHS[0], SHORT_LENGTHS[1] + 1))
     while True:
         length = int(np.rint(np.exp(rng.normal(LENGTH_LOG_MEAN, LENGTH_LOG_SD))))
-        if MIN_TRACKS <= length <= MAX_TRACKS:
+        if SHORT_LENGTHS[1] < length <= MAX_TRACKS:
             return length
 
 
-def _generate_slice(folder: str, index: int, first_pid: int, count: int, n_profiles: int, seed: int) -> _SliceStats:
+def _one_genre_cdf(genre: int) -> np.ndarray:
+    """A mix CDF from which ``_genre_draws`` (searching on the right) draws only ``genre``."""
+    cdf = np.zeros(len(_ALL_GENRES))
+    cdf[genre:] = 1.0
+    return cdf
+
+
+def _generate_slice(folder: str, index: int, first_pid: int, count: int, n_profiles: int, seed: int,
+                    outlier_rate: float) -> _SliceStats:
     """Write one slice file and return what the parent needs to summarize it."""
     catalog = _catalog_for(seed)
     profiles = build_profiles(n_profiles, seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SLICE_SEED, index)))
     records, track_lists = [], []
     profile_of = rng.choice(n_profiles, count, p=profiles.prevalence)
+    outlier_of = np.where(rng.random(count) < outlier_rate, 1 + rng.integers(len(OUTLIER_KINDS), size=count), 0)
+    short = 1 + OUTLIER_KINDS.index("short")
     for offset in range(count):
-        profile = int(profile_of[offset])
+        profile, outlier = int(profile_of[offset]), int(outlier_of[offset])
         mix = rng.dirichlet(PLAYLIST_DIRICHLET * profiles.genre_weights[profile] + 1e-3)
-        mix_cdf = np.cumsum(mix)
+        mix_cdf = np.cumsum(mix)  # over the profiles' genres only: they never draw an outlier genre
+        dominant = int(np.argmax(mix))
+        if outlier == short:  # one genre, so its means are those of a handful of similar tracks
+            dominant = min(int(np.searchsorted(mix_cdf, rng.random(), side="right")), mix.size - 1)
+        elif outlier:
+            dominant = int(rng.choice(_KIND_GENRES[outlier - 1]))
+        if outlier:
+            mix_cdf = _one_genre_cdf(dominant)
         while True:  # the MPD kept only playlists meeting its selection rules; so do we
-            tracks = _draw_tracks(rng, catalog, mix_cdf, _draw_length(rng))
+            tracks = _draw_tracks(rng, catalog, mix_cdf, _draw_length(rng, outlier == short))
             albums = catalog.track_album[tracks]
             n_albums = np.unique(albums).size
             n_artists = np.unique(catalog.album_artist[albums]).size
             if n_albums >= MIN_ALBUMS and n_artists >= MIN_ARTISTS:
                 break
-        name, description = _title(rng, int(np.argmax(mix)))
+        name, description = _title(rng, dominant)
         followers = int(min(rng.zipf(2.5), 100_000))
         edits = 1 + int(rng.negative_binomial(2, 2 / (2 + tracks.size / 4)))
         modified = LAST_DAY - DAY * int(min(rng.exponential(420), 2860))
@@ -513,7 +569,8 @@ def _generate_slice(folder: str, index: int, first_pid: int, count: int, n_profi
     data = text.encode("ascii")
     path.write_bytes(data)  # the whole output folder is atomic (see generate), so one file need not be
     return _SliceStats(count, sum(t.size for t in track_lists), len(data), used,
-                       np.arange(first_pid, first_pid + count, dtype=np.int64), profile_of.astype(np.int32))
+                       np.arange(first_pid, first_pid + count, dtype=np.int64), profile_of.astype(np.int32),
+                       outlier_of.astype(np.int8))
 
 
 def _slice_text(records: list[tuple], track_lists: list[np.ndarray], used: np.ndarray, blocks: list[str],
@@ -562,7 +619,8 @@ def _audio_features(catalog: Catalog, tracks: np.ndarray) -> pa.Table:
         probabilities = np.round(1 / (1 + np.exp(-logit)), 4)
         for j, name in enumerate(_PROB_FEATURES):
             columns[name].append(probabilities[:, j])
-        columns["tempo"].append(np.round(np.clip(_TEMPO[genres] + 8 * offsets[:, 7] + 22 * noise[:, 7], 45, 215), 3))
+        tempo = _TEMPO[genres] + 8 * offsets[:, 7] + _TEMPO_SD[genres] * noise[:, 7]
+        columns["tempo"].append(np.round(np.clip(tempo, 45, 215), 3))
         columns["loudness"].append(np.round(np.clip(_LOUDNESS[genres] + 2 * offsets[:, 8] + 2.5 * noise[:, 8],
                                                     -45, -0.5), 3))
         # Key: mostly uniform with a per-genre tilt; mode and 3/4 time follow the genre's rates.
@@ -582,7 +640,7 @@ def _audio_features(catalog: Catalog, tracks: np.ndarray) -> pa.Table:
 
 
 def generate(out: str | os.PathLike, playlists: int, slice_size: int = 1000, profiles: int = 17, seed: int = 0,
-             workers: int | None = None) -> dict:
+             workers: int | None = None, outlier_rate: float = OUTLIER_RATE) -> dict:
     """Write an MPD-format data set of ``playlists`` playlists into the new folder ``out``.
 
     Parameters
@@ -599,17 +657,22 @@ def generate(out: str | os.PathLike, playlists: int, slice_size: int = 1000, pro
         Same seed, same bytes.
     workers : int or None
         Processes generating slices in parallel; None means all cores, 1 means in this process.
+    outlier_rate : float
+        Share of outlier playlists, in [0, 1]; each is live, sounds, spoken or short with equal probability.
 
     Returns
     -------
     summary : dict
-        out, playlists, slices, track_entries, unique_tracks, json_bytes, profiles, seed, seconds.
+        out, playlists, slices, track_entries, unique_tracks, json_bytes, profiles, outliers (count per kind),
+        outlier_rate, seed, seconds.
     """
     for option, value in (("playlists", playlists), ("slice_size", slice_size), ("profiles", profiles)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{option} must be a positive integer, got {value!r}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
+    if not 0 <= outlier_rate <= 1:
+        raise ValueError(f"outlier_rate must be between 0 and 1, got {outlier_rate!r}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"output folder {out} exists and is not empty; choose a new folder")
@@ -618,18 +681,19 @@ def generate(out: str | os.PathLike, playlists: int, slice_size: int = 1000, pro
     workers = min(workers or os.cpu_count() or 1, len(starts))
     catalog = _catalog_for(seed)
     used = np.zeros(catalog.track_album.size, dtype=bool)
-    pids, profile_of = [], []
+    pids, profile_of, outlier_of = [], [], []
     totals = {"playlists": 0, "track_entries": 0, "json_bytes": 0}
     with atomic_dir(out) as tmp:
         data = tmp / "data"
         data.mkdir()
-        tasks = [(str(data), i, start, min(slice_size, playlists - start), profiles, seed)
+        tasks = [(str(data), i, start, min(slice_size, playlists - start), profiles, seed, outlier_rate)
                  for i, start in enumerate(starts)]
         with tqdm(total=len(tasks), unit="slice", desc="synth", disable=not sys.stderr.isatty()) as bar:
             for stats in map_slices(_generate_slice, tasks, workers):
                 used[stats.used_tracks] = True
                 pids.append(stats.pid)
                 profile_of.append(stats.profile)
+                outlier_of.append(stats.outlier)
                 totals["playlists"] += stats.playlists
                 totals["track_entries"] += stats.track_entries
                 totals["json_bytes"] += stats.json_bytes
@@ -638,10 +702,14 @@ def generate(out: str | os.PathLike, playlists: int, slice_size: int = 1000, pro
                                 if bar.format_dict["elapsed"] else "-")
         features = _audio_features(catalog, np.flatnonzero(used))
         pq.write_table(features, tmp / "track_audio_features.parquet", compression="zstd")
-        planted = pa.table({"pid": np.concatenate(pids), "profile": np.concatenate(profile_of)})
+        kinds = np.concatenate(outlier_of)
+        planted = pa.table({"pid": np.concatenate(pids), "profile": np.concatenate(profile_of),
+                            "outlier": pa.array(np.array(("", *OUTLIER_KINDS), dtype=object)[kinds], pa.string())})
         pq.write_table(planted, tmp / "planted_profiles.parquet", compression="zstd")
+    counts = np.bincount(kinds, minlength=len(OUTLIER_KINDS) + 1)[1:]
     return {"out": str(out), "slices": len(starts), **totals, "unique_tracks": int(used.sum()),
-            "profiles": profiles, "seed": seed, "seconds": round(time.perf_counter() - started, 3)}
+            "profiles": profiles, "outliers": dict(zip(OUTLIER_KINDS, counts.tolist())),
+            "outlier_rate": outlier_rate, "seed": seed, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -652,9 +720,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", type=int, default=17, help="planted taste profiles (default 17)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--outlier-rate", type=float, default=OUTLIER_RATE,
+                        help=f"share of outlier playlists: live, sounds, spoken, short (default {OUTLIER_RATE})")
     args = parser.parse_args(argv)
     try:
-        summary = generate(args.out, args.playlists, args.slice_size, args.profiles, args.seed, args.workers)
+        summary = generate(args.out, args.playlists, args.slice_size, args.profiles, args.seed, args.workers,
+                           args.outlier_rate)
     except (ValueError, FileExistsError) as exc:
         parser.exit(2, f"synth: error: {exc}\n")
     print(json.dumps(summary))

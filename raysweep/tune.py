@@ -456,6 +456,8 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
                 "fraction": fraction, "models": models, "k_min": k_min, "k_max": k_max, "exhaustive": exhaustive,
                 "seed": seed, "eta": eta, "query_points": query_points, "exact_max_n": exact_max_n,
                 "min_rung_size": min_rung_size, "k_values": k_values, "agglomerative_max_n": agglomerative_max_n}
+    if matrix.dropped_columns:  # only then, so that runs of other matrices keep their names
+        settings["dropped_feature_columns"] = matrix.dropped_columns
     name = name or _default_name(features, settings)
     run_dir = Path(results) / name
     _check_same_run(run_dir / "rungs" / "settings.json", settings, name)
@@ -610,6 +612,7 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
         "name": run_dir.name,
         "features": settings["features"],
         "feature_columns": settings["feature_columns"],
+        "dropped_feature_columns": settings.get("dropped_feature_columns", {}),
         "scaling": scaling,
         "seed": settings["seed"],
         "fraction": settings["fraction"],

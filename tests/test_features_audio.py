@@ -1,5 +1,10 @@
 """Audio features: the SQLite cache, the feature table, and the playlist means (checked against pandas)."""
 
+import json
+import logging
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -102,6 +107,20 @@ def test_default_cache_is_beside_the_output(random_dataset):
     assert (tmp / "out" / "audio_features_cache.sqlite").exists()
 
 
+def test_table_import_fills_only_the_fields_an_ok_row_lacks(tmp_path):
+    uris = ["spotify:track:a"]
+    with AudioFeatureCache(tmp_path / "c.sqlite") as cache:
+        cache.import_table(pa.Table.from_pandas(feature_table(uris, seed=0).drop(columns=["tempo"])), source="t1")
+        _, has = cache.lookup(pa.array(uris))
+        assert has.tolist() == [False]  # no tempo yet
+        cache.import_table(pa.Table.from_pandas(feature_table(uris, seed=1)), source="t2")
+        values, has = cache.lookup(pa.array(uris))
+    assert has.tolist() == [True]
+    first, second = feature_table(uris, seed=0).iloc[0], feature_table(uris, seed=1).iloc[0]
+    expected = [second[name] if name == "tempo" else first[name] for name in AUDIO_FEATURES]
+    np.testing.assert_allclose(values[0], expected)
+
+
 def test_table_import_keeps_ok_rows_and_fills_null_rows(tmp_path):
     with AudioFeatureCache(tmp_path / "c.sqlite") as cache:
         cache.store([("spotify:track:a", dict.fromkeys(AUDIO_FEATURES, 7.0)), ("spotify:track:b", None)],
@@ -142,10 +161,50 @@ def test_feature_table_reads_csv(tmp_path):
     assert table.num_rows == 2
 
 
-def test_feature_table_missing_column_is_named(tmp_path):
+def test_feature_table_without_some_features_reads_the_others(tmp_path):
     feature_table(["spotify:track:a"]).drop(columns=["valence", "tempo"]).to_parquet(tmp_path / "f.parquet")
-    with pytest.raises(ValueError, match=r"f.parquet: missing columns valence, tempo"):
+    table = read_feature_table(tmp_path / "f.parquet")
+    assert table.column_names == ["track_uri", *(name for name in AUDIO_FEATURES if name not in ("valence", "tempo"))]
+
+
+def test_feature_table_lacking_a_requested_feature_names_it_and_those_it_has(tmp_path):
+    feature_table(["spotify:track:a"])[["track_uri", "energy", "tempo"]].to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(ValueError, match=r"f\.parquet: has no column valence \(its audio features: energy, tempo\)"):
+        read_feature_table(tmp_path / "f.parquet", columns=["energy", "valence"])
+
+
+def test_feature_table_without_any_feature_is_named(tmp_path):
+    pd.DataFrame({"track_uri": ["spotify:track:a"], "popularity": [3]}).to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(ValueError, match=r"f\.parquet: none of the 13 audio features .* popularity"):
         read_feature_table(tmp_path / "f.parquet")
+
+
+def test_feature_table_without_a_key_column_is_named(tmp_path):
+    feature_table(["spotify:track:a"]).rename(columns={"track_uri": "uri"}).to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(ValueError, match=r"f\.parquet: no track_uri column, nor a track id column \(id or track_id\)"):
+        read_feature_table(tmp_path / "f.parquet")
+
+
+@pytest.mark.parametrize("key", ["id", "track_id"])
+def test_feature_table_keyed_by_bare_ids_gets_track_uris(tmp_path, key):
+    ids = ["4uLU6hMCjMI75M1A2tKUQC", "7ouMYWpwJ422jRcDASZB7P"]
+    feature_table(ids).rename(columns={"track_uri": key}).to_csv(tmp_path / "f.csv", index=False)
+    table = read_feature_table(tmp_path / "f.csv")
+    assert table.column("track_uri").to_pylist() == [f"spotify:track:{i}" for i in ids]
+
+
+def test_feature_table_id_that_is_not_a_track_id_is_named(tmp_path):
+    frame = feature_table(["4uLU6hMCjMI75M1A2tKUQC", "12"]).rename(columns={"track_uri": "id"})
+    frame.to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(ValueError, match="column id holds '12', not a bare 22-character Spotify track id"):
+        read_feature_table(tmp_path / "f.parquet")
+
+
+def test_feature_table_nulls_in_a_column_not_read_do_not_matter(tmp_path):
+    frame = feature_table(["spotify:track:a", "spotify:track:b"])
+    frame.loc[1, "tempo"] = None
+    frame.to_parquet(tmp_path / "f.parquet")
+    assert read_feature_table(tmp_path / "f.parquet", columns=["energy"]).column_names == ["track_uri", "energy"]
 
 
 def test_feature_table_duplicate_uri_is_named(tmp_path):
@@ -182,6 +241,103 @@ def test_cli_audio_from_table(random_dataset, capsys):
     assert status == 0
     assert '"n_playlists": 60' in capsys.readouterr().out
     assert read_feature_matrix(tmp / "out.parquet").values.shape == (60, 13)
+
+
+def random_table_without(tmp, table, drop=(), constant=None):
+    """The random dataset's feature table without the ``drop`` columns, ``constant`` columns set to 4."""
+    frame = table.drop(columns=list(drop)).assign(**{name: 4 for name in constant or ()})
+    frame.to_parquet(tmp / "real.parquet")
+    return tmp / "real.parquet"
+
+
+def test_table_without_a_feature_gives_a_matrix_of_the_others(random_dataset, caplog):
+    dataset, playlists, table, tmp = random_dataset
+    path = random_table_without(tmp, table, drop=["time_signature"])
+    with caplog.at_level(logging.WARNING, logger="raysweep.features.audio"):
+        summary = build_audio_features(dataset, tmp / "out.parquet", table=path, min_coverage=0.0)
+    matrix = read_feature_matrix(tmp / "out.parquet")
+    assert matrix.columns == list(AUDIO_FEATURES[:-1]) == summary["columns"]
+    assert matrix.metadata["columns"] == {"used": matrix.columns, "left_out": {"time_signature": "not in the table"}}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"audio features of {dataset}: left out time_signature (not in the table)"]
+    expected = expected_means(playlists, table).sort_index()[matrix.columns]
+    np.testing.assert_allclose(matrix.values, expected.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_constant_feature_is_left_out_with_a_warning(random_dataset, caplog):
+    dataset, _, table, tmp = random_dataset
+    path = random_table_without(tmp, table, constant=["time_signature"])
+    with caplog.at_level(logging.WARNING, logger="raysweep.features.audio"):
+        summary = build_audio_features(dataset, tmp / "out.parquet", table=path, min_coverage=0.0)
+    assert summary["columns_left_out"] == {"time_signature": "constant: every track has 4"}
+    assert read_feature_matrix(tmp / "out.parquet").columns == list(AUDIO_FEATURES[:-1])
+    assert "left out time_signature (constant: every track has 4)" in caplog.text
+
+
+def test_no_usable_feature_is_an_error_naming_the_reasons(random_dataset):
+    dataset, _, table, tmp = random_dataset
+    path = random_table_without(tmp, table[["track_uri", "mode"]], constant=["mode"])
+    with pytest.raises(ValueError, match=r"no feature column left to use \(.*mode: constant: every track has 4"):
+        build_audio_features(dataset, tmp / "out.parquet", table=path, min_coverage=0.0)
+
+
+def test_columns_picks_the_features_without_a_warning(random_dataset, caplog):
+    dataset, _, _, tmp = random_dataset
+    with caplog.at_level(logging.WARNING, logger="raysweep.features.audio"):
+        build_audio_features(dataset, tmp / "out.parquet", table=tmp / "features.parquet", min_coverage=0.0,
+                             columns=["valence", "energy"])
+    matrix = read_feature_matrix(tmp / "out.parquet")
+    assert matrix.columns == ["energy", "valence"]  # in the canonical order
+    assert matrix.metadata["columns"]["left_out"]["tempo"] == "not chosen (--columns)"
+    assert caplog.records == []
+
+
+def test_unknown_column_is_named_with_the_available_ones(random_dataset):
+    dataset, _, _, tmp = random_dataset
+    with pytest.raises(ValueError, match=r"--columns: unknown audio feature loudnes \(available: danceability, "
+                                         r"energy, key, loudness"):
+        build_audio_features(dataset, tmp / "out.parquet", table=tmp / "features.parquet", columns=["loudnes"])
+
+
+def test_table_keyed_by_bare_ids_matches_the_dataset_uris(tmp_path):
+    ids = [f"{i:022d}" for i in range(6)]
+    playlists = {1: [f"spotify:track:{i}" for i in ids[:3]], 2: [f"spotify:track:{i}" for i in ids[3:]]}
+    dataset = write_dataset(tmp_path / "dataset", playlists)
+    feature_table(ids).rename(columns={"track_uri": "id"}).to_parquet(tmp_path / "f.parquet")
+    summary = build_audio_features(dataset, tmp_path / "out.parquet", table=tmp_path / "f.parquet")
+    assert summary["coverage"]["track_coverage"] == 1.0 and summary["n_playlists"] == 2
+
+
+def test_cli_table_with_missing_and_constant_features_warns_and_exits_0(random_dataset):
+    """The real command in a subprocess: its stderr holds one warning line naming both columns."""
+    dataset, _, table, tmp = random_dataset
+    path = random_table_without(tmp, table, drop=["key"], constant=["time_signature"])
+    done = subprocess.run([sys.executable, "-m", "raysweep.features", "audio", "--dataset", str(dataset),
+                           "--table", str(path), "--out", str(tmp / "out.parquet"), "--min-coverage", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"WARNING raysweep.features.audio: audio features of {dataset}: left out key (not in the table); "
+        "time_signature (constant: every track has 4)"]
+    assert json.loads(done.stdout)["columns_left_out"] == {"key": "not in the table",
+                                                            "time_signature": "constant: every track has 4"}
+    assert set(read_feature_matrix(tmp / "out.parquet").metadata["columns"]["left_out"]) == {"key", "time_signature"}
+
+
+def test_cli_columns_option(random_dataset):
+    dataset, _, _, tmp = random_dataset
+    status = main(["audio", "--dataset", str(dataset), "--table", str(tmp / "features.parquet"),
+                   "--out", str(tmp / "out.parquet"), "--min-coverage", "0", "--columns", "tempo, energy"])
+    assert status == 0
+    assert read_feature_matrix(tmp / "out.parquet").columns == ["energy", "tempo"]
+
+
+def test_cli_unknown_column_exits_1_naming_it(random_dataset, capsys):
+    dataset, _, _, tmp = random_dataset
+    status = main(["audio", "--dataset", str(dataset), "--table", str(tmp / "features.parquet"),
+                   "--out", str(tmp / "out.parquet"), "--columns", "energy,bpm"])
+    assert status == 1
+    assert "--columns: unknown audio feature bpm (available: danceability" in capsys.readouterr().err
 
 
 def test_cli_bad_table_exits_1_naming_it(random_dataset, capsys):

@@ -28,10 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     audio.add_argument("--dataset", required=True, help="ingest output folder (playlists/, tracks/, ...)")
     audio.add_argument("--out", required=True, help="feature matrix to write (.parquet, local path or URI)")
     source = audio.add_mutually_exclusive_group()
-    source.add_argument("--table", help="Parquet/CSV of track audio features: track_uri + the 13 fields")
+    source.add_argument("--table", help="Parquet/CSV of track audio features: track_uri (or bare track ids in id "
+                                        "or track_id) + the features; missing or constant ones are left out")
     source.add_argument("--spotify", action="store_true",
                         help="fetch missing tracks from the Web API (SPOTIPY_CLIENT_ID / SPOTIPY_CLIENT_SECRET)")
     audio.add_argument("--cache", help="SQLite track cache (default: audio_features_cache.sqlite beside --out)")
+    audio.add_argument("--columns", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+                       help="comma-separated features to use, e.g. danceability,energy,valence "
+                            "(default: all 13, or those the table has)")
     audio.add_argument("--min-coverage", type=float, default=0.5,
                        help="leave out playlists with a smaller share of tracks with features (default 0.5)")
     audio.add_argument("--max-wait", type=float, default=60.0,
@@ -54,12 +58,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _audio(args) -> int:
-    from raysweep.features.audio import AudioFeatureCache, build_audio_features, dataset_track_uris, \
+    from raysweep.features.audio import AudioFeatureCache, build_audio_features, check_columns, dataset_track_uris, \
         default_cache_path
     from raysweep.features.spotify import AccessDenied, FetchStopped, fetch_audio_features, requests_needed, \
         spotify_client
 
     cache = args.cache or default_cache_path(args.out)
+    check_columns(args.columns)  # before any fetching
     if args.spotify:
         _, uris = dataset_track_uris(args.dataset)
         client = spotify_client(api_prefix=args.api_url, token_url=args.token_url)
@@ -79,7 +84,7 @@ def _audio(args) -> int:
         print(f"fetched: {report.tracks_ok:,} with features, {report.tracks_null:,} null, "
               f"{report.requests:,} requests", flush=True)
     summary = build_audio_features(args.dataset, args.out, table=args.table, cache=cache,
-                                   min_coverage=args.min_coverage)
+                                   min_coverage=args.min_coverage, columns=args.columns)
     print(json.dumps(summary, indent=2))
     return 0
 

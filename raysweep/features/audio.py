@@ -4,11 +4,14 @@ A playlist's features are the means of 13 Spotify audio features over its track 
 (a track listed twice counts twice, as in a groupby over the playlist's rows). Features come from a table
 (``--table``: Parquet or CSV, e.g. the generator's ``track_audio_features.parquet``) or from the Web API
 (:mod:`raysweep.features.spotify`); both fill one SQLite cache keyed by track URI, so no track is fetched twice.
+A real table often lacks a feature or holds one constant value for it (a filler): such columns are left out with
+a warning, and the matrix's metadata says which and why.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sqlite3
 import time
@@ -27,9 +30,12 @@ from raysweep.storage import is_uri
 
 AUDIO_FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
                   "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "time_signature")
+TRACK_URI_PREFIX = "spotify:track:"
+ID_COLUMNS = ("id", "track_id")  # where public audio-feature exports keep the bare 22-character track id
 STATUS_OK = "ok"  # the track has features
 STATUS_NULL = "null"  # the API answered null for the track (unknown id or no analysis)
 _IMPORT_CHUNK = 50_000  # rows per transaction when importing a table
+_log = logging.getLogger(__name__)
 
 
 def _utc_now() -> str:
@@ -115,44 +121,49 @@ class AudioFeatureCache:
             self._db.executemany(f"INSERT OR REPLACE INTO audio_features VALUES ({placeholders})", rows)
 
     def import_table(self, table: pa.Table, source: str) -> int:
-        """Upsert the rows of a validated feature table; tracks already cached as ``ok`` keep their row.
+        """Upsert the rows of a validated feature table (``track_uri`` + some or all of the 13 features).
 
-        Returns the number of rows written.
+        A track cached as ``ok`` keeps its values and only gets those it lacks (its fields are NULL when it came
+        from a table without them); a feature the table lacks stays NULL. Returns the number of rows written.
         """
         now = _utc_now()
         placeholders = ", ".join("?" * (len(AUDIO_FEATURES) + 4))
-        updates = ", ".join(f"{name} = excluded.{name}" for name in
-                            ("status", *AUDIO_FEATURES, "source", "fetched_at"))
+        ok = f"audio_features.status = '{STATUS_OK}'"
+        updates = ", ".join([f"{name} = COALESCE(audio_features.{name}, excluded.{name})" for name in AUDIO_FEATURES]
+                            + [f"{name} = CASE WHEN {ok} THEN audio_features.{name} ELSE excluded.{name} END"
+                               for name in ("source", "fetched_at")] + [f"status = '{STATUS_OK}'"])
+        lacking = " OR ".join(f"audio_features.{name} IS NULL" for name in AUDIO_FEATURES)
         sql = (f"INSERT INTO audio_features VALUES ({placeholders}) ON CONFLICT(track_uri) DO UPDATE SET "
-               f"{updates} WHERE audio_features.status != '{STATUS_OK}'")
+               f"{updates} WHERE NOT {ok} OR {lacking}")
         before = self._db.total_changes
         for start in range(0, table.num_rows, _IMPORT_CHUNK):
             chunk = table.slice(start, _IMPORT_CHUNK)
             uris = chunk.column("track_uri").to_pylist()
-            values = np.column_stack([chunk.column(name).to_numpy().astype(np.float64)
-                                      for name in AUDIO_FEATURES]).tolist()
-            rows = [(uri, STATUS_OK, *row, source, now) for uri, row in zip(uris, values)]
+            values = [chunk.column(name).to_pylist() if name in chunk.column_names else [None] * chunk.num_rows
+                      for name in AUDIO_FEATURES]
+            rows = [(uri, STATUS_OK, *row, source, now) for uri, *row in zip(uris, *values)]
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany(sql, rows)
         return self._db.total_changes - before
 
-    def lookup(self, uris: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Features of ``uris`` (in that order) and whether each is cached as ``ok``.
+    def lookup(self, uris: pa.Array, columns: tuple[str, ...] | list[str] = AUDIO_FEATURES
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Features ``columns`` of ``uris`` (in that order) and whether each is cached as ``ok`` with all of them.
 
         Returns
         -------
-        values : ndarray of shape (len(uris), 13), float64, NaN where the track has no features
+        values : ndarray of shape (len(uris), len(columns)), float64, NaN where the track has no features
         has_features : ndarray of shape (len(uris),), bool
         """
-        names = ", ".join(AUDIO_FEATURES)
-        cursor = self._db.execute(f"SELECT track_uri, {names} FROM audio_features WHERE status = ?",
-                                  (STATUS_OK,))
+        complete = "".join(f" AND {name} IS NOT NULL" for name in columns)
+        cursor = self._db.execute(f"SELECT track_uri, {', '.join(columns)} FROM audio_features "
+                                  f"WHERE status = ?{complete}", (STATUS_OK,))
         cached_uris, cached_values = [], []
         while chunk := cursor.fetchmany(100_000):
             cached_uris.extend(row[0] for row in chunk)
             cached_values.append(np.array([row[1:] for row in chunk], dtype=np.float64))
-        values = np.full((len(uris), len(AUDIO_FEATURES)), np.nan)
+        values = np.full((len(uris), len(columns)), np.nan)
         if not cached_uris:
             return values, np.zeros(len(uris), dtype=bool)
         cached = np.concatenate(cached_values)
@@ -163,11 +174,38 @@ class AudioFeatureCache:
         return values, has_features
 
 
-def read_feature_table(path: str | os.PathLike) -> pa.Table:
+def check_columns(columns: list[str] | None) -> list[str] | None:
+    """``columns`` (names of audio features) in the canonical order, or None; ValueError naming an unknown one."""
+    if columns is None:
+        return None
+    unknown = [name for name in columns if name not in AUDIO_FEATURES]
+    if unknown:
+        raise ValueError(f"--columns: unknown audio feature {', '.join(unknown)} "
+                         f"(available: {', '.join(AUDIO_FEATURES)})")
+    if not columns:
+        raise ValueError("--columns: no column given")
+    return [name for name in AUDIO_FEATURES if name in columns]
+
+
+def read_feature_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """Read a track audio-feature table (Parquet, or CSV by its ``.csv``/``.csv.gz`` suffix) and validate it.
 
-    Returns a table with ``track_uri`` (string) and the 13 features (float64), one row per URI. Raises
-    ValueError naming the file and the missing columns, the column holding nulls, or a duplicated URI.
+    The table is keyed by ``track_uri``, or by bare 22-character track ids in ``id`` or ``track_id`` (as the
+    public audio-feature exports are), which become ``spotify:track:<id>``.
+
+    Parameters
+    ----------
+    path : path of the table
+    columns : list of str, optional
+        Features to read, each of which the table must have; default: every one of the 13 it has.
+
+    Returns
+    -------
+    table : pa.Table
+        ``track_uri`` (string) and the features read (float64, in the canonical order), one row per URI.
+
+    Raises ValueError naming the file and: the missing key, a requested feature it lacks (with those it has), no
+    feature at all, a bad track id, a column (among those read) holding nulls or non-numbers, a duplicated URI.
     """
     path = Path(path)
     if not path.exists():
@@ -176,25 +214,49 @@ def read_feature_table(path: str | os.PathLike) -> pa.Table:
         table = pcsv.read_csv(path)
     else:
         table = pq.read_table(path)
-    absent = [name for name in ("track_uri", *AUDIO_FEATURES) if name not in table.column_names]
-    if absent:
-        raise ValueError(f"audio feature table {path}: missing columns {', '.join(absent)}")
-    columns = {"track_uri": table.column("track_uri").cast(pa.string())}
-    for name in ("track_uri", *AUDIO_FEATURES):
+    key = next((name for name in ("track_uri", *ID_COLUMNS) if name in table.column_names), None)
+    if key is None:
+        raise ValueError(f"audio feature table {path}: no track_uri column, nor a track id column "
+                         f"({' or '.join(ID_COLUMNS)}); it has {', '.join(table.column_names)}")
+    present = [name for name in AUDIO_FEATURES if name in table.column_names]
+    if columns is None:
+        used = present
+    else:
+        absent = [name for name in columns if name not in present]
+        if absent:
+            raise ValueError(f"audio feature table {path}: has no column {', '.join(absent)} "
+                             f"(its audio features: {', '.join(present) or 'none'})")
+        used = [name for name in AUDIO_FEATURES if name in columns]
+    if not used:
+        raise ValueError(f"audio feature table {path}: none of the 13 audio features ({', '.join(AUDIO_FEATURES)}) "
+                         f"is among its columns ({', '.join(table.column_names)})")
+    for name in (key, *used):
         if table.column(name).null_count:
             raise ValueError(f"audio feature table {path}: column {name} has "
                              f"{table.column(name).null_count} null values")
-    for name in AUDIO_FEATURES:
+    uris = table.column(key).cast(pa.string())
+    arrays = {"track_uri": uris if key == "track_uri" else _track_uris(uris, path, key)}
+    for name in used:
         try:
-            columns[name] = table.column(name).cast(pa.float64())
+            arrays[name] = table.column(name).cast(pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise ValueError(f"audio feature table {path}: column {name} is not numeric ({exc})") from exc
-    table = pa.table(columns)
+    table = pa.table(arrays)
     if pc.count_distinct(table.column("track_uri")).as_py() != table.num_rows:
         counts = pc.value_counts(table.column("track_uri"))
         duplicate = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))[0]
         raise ValueError(f"audio feature table {path}: track_uri {duplicate} appears more than once")
     return table
+
+
+def _track_uris(ids: pa.ChunkedArray, path: Path, key: str) -> pa.ChunkedArray:
+    """``spotify:track:<id>`` of bare track ids; ValueError naming the first value that is not one."""
+    bad = pc.invert(pc.match_substring_regex(ids, r"^[0-9A-Za-z]{22}$"))
+    if pc.any(bad).as_py():
+        first = pc.filter(ids, bad)[0].as_py()
+        raise ValueError(f"audio feature table {path}: column {key} holds {first!r}, not a bare 22-character "
+                         "Spotify track id (or name the URIs column track_uri)")
+    return pc.binary_join_element_wise(TRACK_URI_PREFIX, ids, "")
 
 
 def default_cache_path(out: str | os.PathLike) -> Path:
@@ -264,28 +326,35 @@ def _playlist_rows(batch_pid: np.ndarray, pid: np.ndarray, dataset) -> np.ndarra
 
 
 def build_audio_features(dataset: str | os.PathLike, out: str | os.PathLike, table: str | os.PathLike | None = None,
-                         cache: str | os.PathLike | None = None, min_coverage: float = 0.5) -> dict:
+                         cache: str | os.PathLike | None = None, min_coverage: float = 0.5,
+                         columns: list[str] | None = None) -> dict:
     """Write the audio feature matrix of an ingest output (no network).
 
-    Imports ``table`` into the cache if given, then takes every playlist's mean of the 13 features over its
-    entries that have features. Playlists whose coverage (entries with features / entries) is below
-    ``min_coverage`` are left out and counted. The matrix holds raw means; its metadata records the
-    standardization (mean and std per column over the kept playlists) every later stage applies.
+    Imports ``table`` into the cache if given, then takes every playlist's mean of the features over its
+    entries that have them. The features are ``columns``, else those the table has, else all 13; one that is
+    constant over the dataset's tracks (a filler value) carries nothing and cannot be standardized, so it is left
+    out too. Every feature left out is logged in one warning line and recorded, with the reason, in the
+    metadata's ``columns``. Playlists whose coverage (entries with features / entries) is below ``min_coverage``
+    are left out and counted. The matrix holds raw means; its metadata records the standardization (mean and std
+    per column over the kept playlists) every later stage applies.
 
     Parameters
     ----------
     dataset : path of the ingest output (``playlists/``, ``tracks/``, ``playlist_tracks/``)
     out : path or URI of the feature matrix to write
-    table : optional Parquet/CSV of track audio features (``track_uri`` + the 13 fields)
+    table : optional Parquet/CSV of track audio features (``track_uri``, ``id`` or ``track_id`` + features)
     cache : SQLite cache path; default ``audio_features_cache.sqlite`` beside ``out``
     min_coverage : float in [0, 1]
+    columns : list of str, optional; the features to use (names among the 13)
 
     Returns
     -------
-    summary : dict with ``out``, ``cache``, ``n_playlists``, ``n_playlists_left_out``, ``coverage``, ``seconds``
+    summary : dict with ``out``, ``cache``, ``n_playlists``, ``n_playlists_left_out``, ``coverage``,
+        ``columns`` (used), ``columns_left_out`` (name -> reason), ``seconds``
     """
     if not 0.0 <= min_coverage <= 1.0:
         raise ValueError(f"min_coverage={min_coverage}: must be within [0, 1]")
+    requested = check_columns(columns)
     start = time.perf_counter()
     cache_path = Path(cache) if cache is not None else default_cache_path(out)
     track_id, track_uri = dataset_track_uris(dataset)
@@ -296,15 +365,29 @@ def build_audio_features(dataset: str | os.PathLike, out: str | os.PathLike, tab
         raise ValueError(f"dataset {dataset}: playlists/ is empty")
     with AudioFeatureCache(cache_path) as store:
         if table is not None:
-            features = read_feature_table(table)
+            features = read_feature_table(table, requested)
             wanted = pc.is_in(features.column("track_uri"), value_set=track_uri)
             store.import_table(features.filter(wanted), source=f"table:{Path(table).name}")
+            used = features.column_names[1:]
+        else:
+            used = requested or list(AUDIO_FEATURES)
         cache_counts = store.counts()
-        by_uri, has_by_uri = store.lookup(track_uri)
+        by_uri, has_by_uri = store.lookup(track_uri, used)
+    reason = "not in the table" if table is not None and requested is None else "not chosen (--columns)"
+    left_out = {name: reason for name in AUDIO_FEATURES if name not in used}
     # reorder from tracks-table order to dense track_id order
     values = np.empty_like(by_uri)
     has_features = np.empty_like(has_by_uri)
     values[track_id], has_features[track_id] = by_uri, has_by_uri
+    values, used, constant = _drop_constant(values, has_features, used)
+    left_out.update(constant)
+    automatic = left_out if requested is None else constant  # what the user did not choose to leave out
+    if automatic:
+        _log.warning("audio features of %s: left out %s", dataset,
+                     "; ".join(f"{name} ({why})" for name, why in automatic.items()))
+    if not used:
+        raise ValueError(f"audio features of {dataset}: no feature column left to use "
+                         f"({'; '.join(f'{name}: {why}' for name, why in left_out.items())})")
     sums, n_entries, n_with = playlist_track_sums(dataset, pid, values, has_features)
     coverage = np.divide(n_with, n_entries, out=np.zeros(len(pid)), where=n_entries > 0)
     keep = (coverage >= min_coverage) & (n_with > 0)
@@ -313,7 +396,7 @@ def build_audio_features(dataset: str | os.PathLike, out: str | os.PathLike, tab
                          f"({int(has_features.sum())} of {len(has_features)} tracks have features): "
                          "fetch or import more features, or lower --min-coverage")
     means = sums[keep] / n_with[keep, None]
-    validate_values(means, list(AUDIO_FEATURES), f"audio features of {dataset}")
+    validate_values(means, used, f"audio features of {dataset}")
     coverage_record = {
         "tracks": int(len(has_features)),
         "tracks_with_features": int(has_features.sum()),
@@ -331,10 +414,24 @@ def build_audio_features(dataset: str | os.PathLike, out: str | os.PathLike, tab
         "n_playlists": int(keep.sum()),
         "n_playlists_left_out": int((~keep).sum()),
         "min_coverage": float(min_coverage),
+        "columns": {"used": used, "left_out": left_out},
         "dataset": str(dataset),
         "table": str(table) if table is not None else None,
     }
-    write_feature_matrix(out, pid[keep], means.astype(np.float32), list(AUDIO_FEATURES), metadata)
+    write_feature_matrix(out, pid[keep], means.astype(np.float32), used, metadata)
     return {"out": str(out), "cache": str(cache_path), "n_playlists": int(keep.sum()),
-            "n_playlists_left_out": int((~keep).sum()), "coverage": coverage_record,
-            "seconds": time.perf_counter() - start}
+            "n_playlists_left_out": int((~keep).sum()), "coverage": coverage_record, "columns": used,
+            "columns_left_out": left_out, "seconds": time.perf_counter() - start}
+
+
+def _drop_constant(values: np.ndarray, has_features: np.ndarray, used: list[str]
+                   ) -> tuple[np.ndarray, list[str], dict]:
+    """Leave out the features that are constant over the tracks with features.
+
+    Returns the other columns of ``values`` (n_tracks, n_used), their names, and {name: reason} of those left out.
+    """
+    known = values[has_features]
+    flat = np.ptp(known, axis=0) == 0 if len(known) > 1 else np.zeros(len(used), dtype=bool)
+    constant = {name: f"constant: every track has {column[0]:g}" for name, column, is_flat in zip(used, known.T, flat)
+                if is_flat}
+    return values[:, ~flat], [name for name in used if name not in constant], constant
