@@ -718,10 +718,11 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
             lines.append(f"- Configs on the Pareto front of the three scores: {len(winner['pareto_front'])}")
         eligibility = winner.get("eligibility") or {}
         if eligibility:
-            lines.append(f"- Excluded for splitting a few points off (a cluster below "
-                         f"{eligibility['min_relative_size']:g} x n/k playlists): {eligibility['n_excluded']} of the "
-                         "configs at the top rung" + ("; **every config was, so this winner is not a sound "
-                                                       "clustering either**" if eligibility["winner_excluded"] else ""))
+            every = "; **every config was, so this winner is not a sound clustering either**"
+            lines.append(f"- Excluded for splitting a few points off (a cluster of fewer than "
+                         f"{eligibility.get('min_cluster_size', 1)} playlists or {eligibility['min_relative_size']:g}"
+                         f" x n/k): {eligibility['n_excluded']} of the configs at the top rung"
+                         + (every if eligibility["winner_excluded"] else ""))
         if winner.get("edge_advice"):
             lines.append(f"- **At the edge of the searched range**: {winner['edge_advice']}.")
     elif winner:

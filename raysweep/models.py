@@ -697,7 +697,8 @@ def birch_labels(cf_tree, X, k):
     -------
     labels : ndarray of shape (n_rows,), int
         Ward's cut of the size-weighted subclusters (equal to ``Birch(threshold=t, n_clusters=k).fit_predict(X)``
-        only when every subcluster holds as many rows). When the CF-tree has fewer than k subclusters it has as many clusters as subclusters (score_labels reports effective_k).
+        only when every subcluster holds as many rows). When the CF-tree has fewer than k subclusters it has as
+        many clusters as subclusters (score_labels reports effective_k).
     """
     if X is not None:
         X = np.asarray(X)

@@ -8,22 +8,16 @@ Configs are ranked by wins minus losses (Copeland's method); a config that beats
 winner) is therefore first. Remaining ties go to the smaller k, then to the model order of ``MODEL_NAMES``.
 Condorcet winner and Copeland score: https://en.wikipedia.org/wiki/Copeland%27s_method
 
-Eligibility comes first (:func:`split_off_reasons`): a clustering whose smallest cluster holds fewer than
-``MIN_RELATIVE_SIZE`` (10%) of an even share ``n / k`` of the rows has split a few points off, and is ranked
-below every clustering that has not, whatever its scores. Silhouette and Davies-Bouldin both reward cutting a few
-far-away points into their own cluster (on scikit-learn's digits the unguarded rule chose clusters of
-1,765 / 28 / 2 / 2 rows), and with the pairwise majority they outvote Calinski-Harabasz. The same idea as
-HDBSCAN's minimum cluster size (Campello, Moulavi and Sander 2013): a group that small is noise, not a cluster.
-Eligibility is a property of one config, so the Condorcet argument holds among the eligible configs.
-
-Why not the mean rank over the metrics (a Borda count): it depends on which other configs are on the board. On
-the 20,000-row demo data KMeans k=5 and k=10 tied on mean rank among all 396 configs and the tie broke the other
-way among the 44 configs early stopping kept, with the same scores. Whether A beats B depends on A and B
-alone, so a config that beats every other one wins on any board that holds it: early stopping picks the
-exhaustive run's winner whenever that winner exists and is promoted.
-
-:func:`rank_configs` is that ranking; the sweep promotes the top of it from rung to rung, so promotion and
-selection agree.
+Eligibility comes first (:func:`split_off_reasons`): a clustering with a cluster of fewer than
+``MIN_CLUSTER_SIZE`` (5) rows, or of fewer than ``MIN_RELATIVE_SIZE`` (1%) of an even share ``n / k`` of the rows,
+has split a few points off, and is ranked below every clustering that has not, whatever its scores. Silhouette
+and Davies-Bouldin both reward cutting a few far-away points into their own cluster (on scikit-learn's digits the
+unguarded rule chose clusters of 1,765 / 28 / 2 / 2 rows; on 468 real playlists 465 / 3), and with the pairwise
+majority they outvote Calinski-Harabasz. The absolute floor is HDBSCAN's minimum cluster size (its default, 5;
+Campello, Moulavi and Sander 2013): a group that small is noise, not a cluster. The relative floor catches the
+same split at scale (20 playlists cut off 1M at k = 2). A small cluster that is a real group (the 0.2% of
+generated playlists that are live recordings) is not excluded. Eligibility is a property of one config, so the
+Condorcet argument holds among the eligible configs.
 """
 
 from __future__ import annotations
@@ -35,25 +29,27 @@ from raysweep.models import MODEL_NAMES
 
 METRICS = {"silhouette": "max", "davies_bouldin": "min", "calinski_harabasz": "max"}
 
-# The smallest cluster must hold at least this fraction of an even share n / k of the rows. On the four labelled
-# data sets of scikit-learn (digits, wine, breast cancer, iris; benchmarks/bench_validity.py) 0.1 excludes every
-# split-off winner and keeps every sound one; 0.2 and more also exclude digits' good KMeans k = 10-13 (ARI 0.54),
-# whose smallest cluster is 16% of an even share, and the winner falls to k = 9 (ARI 0.42).
-MIN_RELATIVE_SIZE = 0.1
+# A cluster must hold at least MIN_CLUSTER_SIZE rows and MIN_RELATIVE_SIZE of an even share n / k. Measured on
+# scikit-learn's four labelled sets and the generated playlists (benchmarks/bench_validity.py): the split-offs of
+# real data are 2-3 rows; the generated outlier groups (live, spoken, sounds) are real clusters of 0.1-0.25% of
+# the playlists, 1.5-2.6% of an even share at k = 7-25. A relative floor of 10% of an even share excluded those and
+# the winner fell to k = 2; shares alone cannot separate them (3 rows of 468 is a larger share than 21 of 20,000).
+MIN_CLUSTER_SIZE = 5
+MIN_RELATIVE_SIZE = 0.01
 
 _RULE_TEMPLATE = (
-    "Eligible first: a config whose smallest cluster holds fewer than {min_relative_size:g} x n / k rows has split a "
-    "few points off and ranks below every config that has not. Then a pairwise majority over silhouette (higher is "
-    "better), Davies-Bouldin (lower) and Calinski-Harabasz (higher) among the configs with status ok at the top "
-    "rung: config A beats config B when A is clearly better on more of the three metrics than B is, where "
-    "silhouettes within one combined standard error count as equal; the winner has the most wins minus losses "
-    "(Copeland's method), so a config that beats every other one (a Condorcet winner) wins; remaining ties go to "
-    "the smaller k, then to the model order kmeans, birch, agglomerative, gmm.")
+    "Eligible first: a config with a cluster of fewer than {min_cluster_size} rows or of fewer than "
+    "{min_relative_size:g} x n / k rows has split a few points off and ranks below every config that has not. Then "
+    "a pairwise majority over silhouette (higher is better), Davies-Bouldin (lower) and Calinski-Harabasz (higher) "
+    "among the configs with status ok at the top rung: config A beats config B when A is clearly better on more of "
+    "the three metrics than B is, where silhouettes within one combined standard error count as equal; the winner "
+    "has the most wins minus losses (Copeland's method), so a config that beats every other one (a Condorcet "
+    "winner) wins; remaining ties go to the smaller k, then to the model order kmeans, birch, agglomerative, gmm.")
 
 
-def rule_text(min_relative_size=MIN_RELATIVE_SIZE):
-    """The winner rule in one paragraph, for a given eligibility threshold."""
-    return _RULE_TEMPLATE.format(min_relative_size=min_relative_size)
+def rule_text(min_cluster_size=MIN_CLUSTER_SIZE, min_relative_size=MIN_RELATIVE_SIZE):
+    """The winner rule in one paragraph, for given eligibility floors."""
+    return _RULE_TEMPLATE.format(min_cluster_size=min_cluster_size, min_relative_size=min_relative_size)
 
 
 RULE = rule_text()
@@ -119,15 +115,18 @@ def _pairwise_votes(good):
     return votes
 
 
-def split_off_reasons(df, min_relative_size=MIN_RELATIVE_SIZE):
-    """Why each config is not eligible ("" when it is): a cluster below ``min_relative_size`` of an even share.
+def split_off_reasons(df, min_cluster_size=MIN_CLUSTER_SIZE, min_relative_size=MIN_RELATIVE_SIZE):
+    """Why each config is not eligible ("" when it is): its smallest cluster is below a floor.
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Leaderboard rows with ``min_cluster_share`` (smallest cluster / rows) and ``effective_k`` (or ``k``).
-        Rows without ``min_cluster_share`` (NaN, or leaderboards written before it was recorded) are eligible.
+        Leaderboard rows with ``min_cluster_size`` (rows of the smallest cluster), ``min_cluster_share`` (that
+        over the rung's rows) and ``effective_k`` (or ``k``). Rows without them (NaN, or leaderboards written
+        before they were recorded) are eligible.
+    min_cluster_size : int, default=MIN_CLUSTER_SIZE
     min_relative_size : float, default=MIN_RELATIVE_SIZE
+        Fraction of an even share ``n / k``.
 
     Returns
     -------
@@ -135,16 +134,23 @@ def split_off_reasons(df, min_relative_size=MIN_RELATIVE_SIZE):
     """
     if not 0.0 <= min_relative_size < 1.0:
         raise ValueError(f"min_relative_size={min_relative_size}: must be within [0, 1)")
-    if "min_cluster_share" not in df.columns or df.empty:
-        return pd.Series("", index=df.index, dtype=object)
-    share = pd.to_numeric(df["min_cluster_share"], errors="coerce")
-    clusters = df["effective_k"] if "effective_k" in df.columns else df["k"]
-    clusters = pd.to_numeric(clusters, errors="coerce").fillna(df["k"]).astype(float)
-    relative = share * clusters
-    split = relative < min_relative_size
+    if min_cluster_size < 1:
+        raise ValueError(f"min_cluster_size={min_cluster_size}: must be >= 1")
     reasons = pd.Series("", index=df.index, dtype=object)
-    reasons[split] = [f"smallest cluster holds {r:.3f} of an even share n/k (< {min_relative_size:g}): "
-                      "a few points split off" for r in relative[split]]
+    if df.empty:
+        return reasons
+    nan = pd.Series(np.nan, index=df.index)
+    size = pd.to_numeric(df.get("min_cluster_size", nan), errors="coerce")
+    share = pd.to_numeric(df.get("min_cluster_share", nan), errors="coerce")
+    clusters = pd.to_numeric(df["effective_k"] if "effective_k" in df.columns else df["k"], errors="coerce")
+    relative = share * clusters.fillna(df["k"]).astype(float)
+    too_few = size < min_cluster_size
+    too_small = relative < min_relative_size
+    reasons[too_few] = [f"a cluster of {int(s)} rows (< {min_cluster_size}): a few points split off"
+                        for s in size[too_few]]
+    only_small = too_small & ~too_few
+    reasons[only_small] = [f"smallest cluster holds {r:.4f} of an even share n/k (< {min_relative_size:g}): a few "
+                           "points split off" for r in relative[only_small]]
     return reasons
 
 
@@ -163,7 +169,7 @@ def _rank_group(group):
     return group.sort_values(["copeland", "k", "_model_order"], ascending=[False, True, True], kind="stable")
 
 
-def rank_configs(df, min_relative_size=MIN_RELATIVE_SIZE):
+def rank_configs(df, min_cluster_size=MIN_CLUSTER_SIZE, min_relative_size=MIN_RELATIVE_SIZE):
     """Rank configs by the winner rule (``RULE``): best first.
 
     Parameters
@@ -171,7 +177,9 @@ def rank_configs(df, min_relative_size=MIN_RELATIVE_SIZE):
     df : pandas.DataFrame
         Leaderboard rows of ONE rung (one row per config): ``model``, ``k``, ``silhouette``, ``davies_bouldin``,
         ``calinski_harabasz``, ``status`` and optionally ``silhouette_se`` (missing or NaN = 0),
-        ``min_cluster_share`` and ``effective_k`` (for eligibility, :func:`split_off_reasons`).
+        ``min_cluster_size``, ``min_cluster_share`` and ``effective_k`` (for eligibility,
+        :func:`split_off_reasons`).
+    min_cluster_size : int, default=MIN_CLUSTER_SIZE
     min_relative_size : float, default=MIN_RELATIVE_SIZE
 
     Returns
@@ -188,7 +196,7 @@ def rank_configs(df, min_relative_size=MIN_RELATIVE_SIZE):
     _check_leaderboard(df)
     ok = df["status"].eq("ok") & df[list(METRICS)].notna().all(axis=1)
     good = df[ok].copy()
-    good["excluded"] = split_off_reasons(good, min_relative_size)
+    good["excluded"] = split_off_reasons(good, min_cluster_size, min_relative_size)
     good["eligible"] = good["excluded"].eq("")
     groups = [_rank_group(good[good["eligible"]].copy()), _rank_group(good[~good["eligible"]].copy())]
     bad = df[~ok].copy()
@@ -263,7 +271,8 @@ def range_edge(k, k_range):
     return None, None
 
 
-def select_winner(leaderboard, k_range=None, min_relative_size=MIN_RELATIVE_SIZE):
+def select_winner(leaderboard, k_range=None, min_cluster_size=MIN_CLUSTER_SIZE,
+                  min_relative_size=MIN_RELATIVE_SIZE):
     """The winner of a sweep by ``RULE``, with each metric's own best and the Pareto front.
 
     Parameters
@@ -274,6 +283,7 @@ def select_winner(leaderboard, k_range=None, min_relative_size=MIN_RELATIVE_SIZE
         ``silhouette_se``, ``effective_k``, ``min_cluster_share``.
     k_range : tuple of (int, int), default=None
         The searched ``(k_min, k_max)``, to flag a winner at its edge (:func:`range_edge`).
+    min_cluster_size : int, default=MIN_CLUSTER_SIZE
     min_relative_size : float, default=MIN_RELATIVE_SIZE
 
     Returns
@@ -282,8 +292,9 @@ def select_winner(leaderboard, k_range=None, min_relative_size=MIN_RELATIVE_SIZE
         ``model``, ``k``, ``rule``, ``reasoning``, ``scores`` (with ``wins``, ``losses``, ``copeland``,
         ``min_cluster_share``), ``beats_all`` (True when the winner beats every other eligible candidate head to
         head: a Condorcet winner, the case in which early stopping provably picks what the exhaustive run picks,
-        if it promotes the winner), ``eligibility`` ({``min_relative_size``, ``n_excluded``, ``excluded``: the
-        excluded configs with their reasons, ``winner_excluded``: True only when no config was eligible}),
+        if it promotes the winner), ``eligibility`` ({``min_cluster_size`` and ``min_relative_size`` (the two
+        floors), ``n_excluded``, ``excluded``: the excluded configs with their reasons, ``winner_excluded``: True
+        only when no config was eligible}),
         ``at_edge`` and ``edge_advice`` (:func:`range_edge`), ``per_metric_best`` ({metric: {model, k, value}},
         among the eligible configs), ``pareto_front`` (list of {model, k, scores...}, eligible configs),
         ``n``, ``rung``, ``n_candidates``.
@@ -294,7 +305,7 @@ def select_winner(leaderboard, k_range=None, min_relative_size=MIN_RELATIVE_SIZE
     if "rung" in df.columns and len(df):
         rung = int(df["rung"].max())
         df = df[df["rung"] == rung]
-    ranking = rank_configs(df, min_relative_size)
+    ranking = rank_configs(df, min_cluster_size, min_relative_size)
     scored = ranking[ranking["copeland"].notna()]
     if scored.empty:
         where = f" at the top rung ({rung})" if rung is not None else ""
@@ -316,12 +327,13 @@ def select_winner(leaderboard, k_range=None, min_relative_size=MIN_RELATIVE_SIZE
     return {
         "model": str(best["model"]),
         "k": int(best["k"]),
-        "rule": rule_text(min_relative_size),
+        "rule": rule_text(min_cluster_size, min_relative_size),
         "reasoning": REASONING,
         "scores": {key: value for key, value in _config(best, score_columns).items() if key not in ("model", "k")},
         "per_metric_best": per_metric_best,
         "beats_all": bool(best["beats_all"]),
         "eligibility": {
+            "min_cluster_size": int(min_cluster_size),
             "min_relative_size": float(min_relative_size),
             "n_excluded": int(len(excluded)),
             "winner_excluded": not bool(eligible.any()),

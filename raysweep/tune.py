@@ -703,8 +703,9 @@ def main(argv=None):
     print(f"winner: {winner['model']} k={winner['k']} ({json.dumps(winner['scores'])})")
     eligibility = winner["eligibility"]
     if eligibility["n_excluded"]:
-        print(f"{eligibility['n_excluded']} config(s) at the top rung split a few points off (a cluster below "
-              f"{eligibility['min_relative_size']:g} x n/k rows) and ranked below every sound config")
+        print(f"{eligibility['n_excluded']} config(s) at the top rung split a few points off (a cluster of fewer "
+              f"than {eligibility['min_cluster_size']} rows or {eligibility['min_relative_size']:g} x n/k) and ranked "
+              "below every sound config")
     if eligibility["winner_excluded"]:
         print("warning: every config splits a few points off; the winner is the best of them, not a sound clustering")
     if winner["edge_advice"]:

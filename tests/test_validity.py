@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from raysweep import models, scores
 from raysweep.feature_matrix import write_feature_matrix
-from raysweep.selection import MIN_RELATIVE_SIZE, select_winner, split_off_reasons
+from raysweep.selection import select_winner, split_off_reasons
 from raysweep.tune import run_sweep
 
 
@@ -40,7 +40,7 @@ def far_points_board():
 
 
 def test_without_eligibility_the_rule_picks_an_outlier_split(far_points_board):
-    winner = select_winner(far_points_board, min_relative_size=0.0)
+    winner = select_winner(far_points_board, min_cluster_size=1, min_relative_size=0.0)
     assert winner["scores"]["min_cluster_size"] <= 3
 
 
@@ -51,13 +51,18 @@ def test_with_eligibility_the_rule_picks_the_blobs(far_points_board):
     assert winner["eligibility"]["n_excluded"] > 0 and not winner["eligibility"]["winner_excluded"]
 
 
-def test_split_off_reasons_measure_the_smallest_cluster_against_an_even_share():
-    board = pd.DataFrame({"model": ["kmeans"] * 3, "k": [2, 10, 10], "effective_k": [2, 10, 10],
-                          "min_cluster_share": [0.0064, 0.02, 0.005]})
+def test_a_cluster_of_a_few_rows_is_split_off():
+    board = pd.DataFrame({"model": ["birch", "kmeans"], "k": [2, 20], "effective_k": [2, 20],
+                          "min_cluster_size": [3, 42], "min_cluster_share": [3 / 468, 42 / 20_000]})
+    # 3 of 468 rows is a larger share than 42 of 20,000 (a real group of live recordings): the count decides.
     reasons = split_off_reasons(board)
-    # k=2: 0.0064 * 2 = 0.013 of an even share; k=10: 0.2 (eligible) and 0.05.
-    assert [bool(r) for r in reasons] == [True, False, True]
-    assert "0.013 of an even share" in reasons.iloc[0]
+    assert reasons.iloc[0].startswith("a cluster of 3 rows (< 5)") and reasons.iloc[1] == ""
+
+
+def test_a_tiny_share_of_an_even_share_is_split_off_at_scale():
+    board = pd.DataFrame({"model": ["kmeans"], "k": [2], "effective_k": [2], "min_cluster_size": [20],
+                          "min_cluster_share": [20 / 1_000_000]})
+    assert "0.0000 of an even share" in split_off_reasons(board).iloc[0]
 
 
 def test_a_leaderboard_without_cluster_shares_is_all_eligible():
@@ -73,7 +78,7 @@ def test_min_relative_size_must_be_a_fraction():
 def test_when_every_config_splits_points_off_the_winner_says_so():
     board = pd.DataFrame({"model": ["kmeans", "birch"], "k": [2, 2], "silhouette": [0.6, 0.5],
                           "davies_bouldin": [0.4, 0.5], "calinski_harabasz": [50.0, 40.0], "status": "ok",
-                          "effective_k": [2, 2], "min_cluster_share": [0.01, 0.02]})
+                          "effective_k": [2, 2], "min_cluster_size": [2, 4], "min_cluster_share": [0.001, 0.002]})
     winner = select_winner(board)
     assert (winner["model"], winner["eligibility"]["winner_excluded"]) == ("kmeans", True)
 
@@ -107,6 +112,8 @@ def test_digits_end_to_end_picks_a_sound_winner(ray_local, tmp_path):
                         exhaustive=True, results=tmp_path / "results", name="digits", progress=False)
     winner = json.loads((run_dir / "winner.json").read_text())
     assert not winner["eligibility"]["winner_excluded"]
-    assert winner["scores"]["min_cluster_share"] * winner["k"] >= MIN_RELATIVE_SIZE
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    winner_row = board[(board["model"] == winner["model"]) & (board["k"] == winner["k"])]
+    assert split_off_reasons(winner_row).eq("").all() and winner["scores"]["min_cluster_size"] >= 5
     refit = models.fit_final(winner["model"], winner["k"], (X - X.mean(axis=0)) / X.std(axis=0), seed=0)
     assert adjusted_rand_score(y, refit.labels_) >= 0.4
