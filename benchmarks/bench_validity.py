@@ -16,7 +16,8 @@ Sets:
 - ``digits``, ``wine``, ``breast_cancer``, ``iris``: scikit-learn's own labelled data, constant columns dropped,
   standardized; k = 2..20; one rung (every set is smaller than the smallest sample), so no early stopping.
 - ``playlists_audio``: the embedded default data (20,000 generated playlists, with outliers), the 13 mean audio
-  features, the full grid k = 2..100 with early stopping (``make demo``'s settings); labels = planted profiles,
+  features, the full grid k = 2..100 with early stopping (``make demo``'s settings; ``--playlist-k-max`` narrows
+  it); labels = planted profiles,
   ARI over the inlier playlists (outliers carry no profile).
 - ``playlists_cooccurrence``: the same playlists through the co-occurrence embedding (``--dim 32``).
 - ``playlists_audio_seed1``: a second generator seed (20,000 playlists, seed 1), audio features.
@@ -58,7 +59,7 @@ def sklearn_set(name, work):
     return path, pd.Series(y, index=np.arange(len(X))), 20
 
 
-def playlist_set(name, work):
+def playlist_set(name, work, k_max=100):
     """Feature matrix and planted labels (inliers only) of one generated playlist set."""
     from raysweep.default_data import build_default_data
 
@@ -73,7 +74,7 @@ def playlist_set(name, work):
     planted = pd.read_parquet(folder / "mpd" / "planted_profiles.parquet")
     if "outlier" in planted.columns:
         planted = planted[planted["outlier"].fillna("").eq("")]
-    return features, planted.set_index("pid")["profile"], 100
+    return features, planted.set_index("pid")["profile"], k_max
 
 
 def reference_kmeans(X, y, k_values, seed=0):
@@ -93,7 +94,7 @@ def reference_kmeans(X, y, k_values, seed=0):
     return best[0], float(best[1]), float(adjusted_rand_score(y[labelled], best[2][labelled]))
 
 
-def measure(name, work, cpus):
+def measure(name, work, cpus, playlist_k_max=100):
     from sklearn.metrics import adjusted_rand_score
 
     from raysweep.feature_matrix import read_feature_matrix
@@ -104,7 +105,8 @@ def measure(name, work, cpus):
     from raysweep.tune import run_sweep
 
     started = time.perf_counter()
-    features, labels, k_max = (sklearn_set if name in SKLEARN_SETS else playlist_set)(name, work)
+    features, labels, k_max = (sklearn_set(name, work) if name in SKLEARN_SETS
+                               else playlist_set(name, work, playlist_k_max))
     run_dir = run_sweep(features, fraction=1.0, k_max=k_max, results=Path(work) / "results", name=name,
                         num_cpus=cpus, progress=False)
     sweep_seconds = time.perf_counter() - started
@@ -155,6 +157,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="also the three generated playlist sets")
     parser.add_argument("--sets", help="comma-separated sets (default: the scikit-learn sets; with --full all)")
+    parser.add_argument("--playlist-k-max", type=int, default=100, help="k range 2..this for the playlist sets")
     parser.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray (default all)")
     parser.add_argument("--record", type=Path, help="write the figures (with command, commit, load) as JSON here")
     args = parser.parse_args(argv)
@@ -167,7 +170,7 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_validity_") as work:
         for name in names:
-            rows.append(measure(name, work, args.cpus))
+            rows.append(measure(name, work, args.cpus, args.playlist_k_max))
             print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     print(table[["set", "winner", "winner_min_cluster_size", "winner_relative_size", "excluded", "winner_ari",
