@@ -49,12 +49,12 @@ _RULE_TEMPLATE = (
     "rung: config A beats config B when A is clearly better on more of the three metrics than B is, where "
     "silhouettes within one combined standard error count as equal; the winner has the most wins minus losses "
     "(Copeland's method), so a config that beats every other one (a Condorcet winner) wins; remaining ties go to "
-    "the smaller k, then to the model order " + ", ".join(REGISTRY) + ".")
+    "the smaller k, then to the model order {model_order}.")
 
 
 def rule_text(min_relative_size=MIN_RELATIVE_SIZE):
     """The winner rule in one paragraph, for a given eligibility threshold."""
-    return _RULE_TEMPLATE.format(min_relative_size=min_relative_size)
+    return _RULE_TEMPLATE.format(min_relative_size=min_relative_size, model_order=", ".join(REGISTRY))
 
 
 RULE = rule_text()
