@@ -4,7 +4,8 @@
 
 It reads the sweep's ``run.json`` (feature matrix, feature columns, scaling, seed) and ``winner.json``, refits the
 model with :func:`raysweep.models.fit_final` (its family's one fit path in ``raysweep.families``, the sweep's) on
-100% of the feature matrix in the sweep's scaled space, and writes ``RESULTS/RUN/final/`` through :func:`raysweep.storage.atomic_dir`, so a rerun replaces the previous result whole:
+100% of the feature matrix in the sweep's scaled space, and writes ``RESULTS/RUN/final/`` through
+:func:`raysweep.storage.atomic_dir`, so a rerun replaces the previous result whole:
 
 - ``assignments.parquet``: pid, cluster, distance to the cluster centre in the scaled space (and, for
   GaussianMixture, the membership probability of the assigned component);

@@ -1,8 +1,9 @@
 """The model families of the sweep, behind one registry.
 
-``REGISTRY`` maps a family's name (the leaderboard's ``model`` column) to its :class:`~raysweep.families.base.ClusterFamily`.
-Each family lives in one module of this package that defines ``FAMILY``; adding a family is that module plus its line
-below, and the sweep (``--models``), the trial, the refit, ``finalize`` and the winner rule's tie order pick it up.
+``REGISTRY`` maps a family's name (the leaderboard's ``model`` column) to its
+:class:`~raysweep.families.base.ClusterFamily`. Each family lives in one module of this package that defines
+``FAMILY``; adding a family is that module plus its line below, and the sweep (``--models``), the trial, the refit,
+``finalize`` and the winner rule's tie order pick it up.
 
 This module imports nothing heavy: a family's module (and scikit-learn with it) is imported at its first lookup, so
 :mod:`raysweep.selection` can read the names and their order without importing scikit-learn or SciPy.

@@ -198,13 +198,14 @@ def birch_labels(cf_tree, X, k):
     -------
     labels : ndarray of shape (n_rows,), int
         Ward's cut of the size-weighted subclusters (equal to ``Birch(threshold=t, n_clusters=k).fit_predict(X)``
-        only when every subcluster holds as many rows). When the CF-tree has fewer than k subclusters it has as many clusters as subclusters (score_labels reports effective_k).
+        only when every subcluster holds as many rows). When the CF-tree has fewer than k subclusters it has as
+        many clusters as subclusters (score_labels reports effective_k).
     """
     if X is not None:
         X = np.asarray(X)
         if X.shape[0] != cf_tree.n_rows or not np.allclose(X.sum(axis=0, dtype=np.float64), cf_tree.column_sums):
-            raise ValueError("birch_labels labels the rows its CF-tree was built from; use FinalModel('birch', k).fit(X)"
-                             ".predict for other rows")
+            raise ValueError("birch_labels labels the rows its CF-tree was built from; use "
+                             "FinalModel('birch', k).fit(X).predict for other rows")
     n_sub = cf_tree.n_subclusters
     if n_sub < 2:
         return cf_tree.row_subcluster.copy()

@@ -144,7 +144,7 @@ class GaussianMixtureFamily(ClusterFamily):
     gives_probabilities = True
 
     def fit(self, X, k, seed, shared=None, n_threads=None, covariance_type="full", max_n=None):
-        """See :meth:`ClusterFamily.fit`; ``covariance_type`` and ``max_n`` (None: ``GMM_MAX_N``) as in :func:`gmm_labels`."""
+        """See :meth:`ClusterFamily.fit`; ``covariance_type`` and ``max_n`` (None: ``GMM_MAX_N``), see gmm_labels."""
         X = check_X(X)
         check_k(k, X.shape[0])
         info = {}
