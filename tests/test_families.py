@@ -140,8 +140,10 @@ def test_an_unknown_model_format_is_refused_by_name(tmp_path):
 def test_bisecting_kmeans_sweeps_and_finalizes(ray_local, tmp_path):
     from raysweep.feature_matrix import write_feature_matrix
 
-    values, _ = make_blobs(n_samples=900, n_features=3, centers=3, cluster_std=0.5, random_state=0)
-    write_feature_matrix(tmp_path / "blobs.parquet", np.arange(900), values, ["f0", "f1", "f2"], {"source": "test"})
+    # Every feature separates the blobs: the sweep standardizes each, so a pure-noise feature would swamp them.
+    centres = [[0, 0], [8, 0], [0, 8]]
+    values, _ = make_blobs(n_samples=900, centers=centres, cluster_std=0.5, random_state=0)
+    write_feature_matrix(tmp_path / "blobs.parquet", np.arange(900), values, ["f0", "f1"], {"source": "test"})
     run = tune.run_sweep(tmp_path / "blobs.parquet", fraction=1.0, models=("bisecting_kmeans",), k_min=2, k_max=5,
                          results=tmp_path, name="bisect", min_rung_size=300, progress=False)
     winner = json.loads((run / "winner.json").read_text())
