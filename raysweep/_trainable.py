@@ -1,15 +1,14 @@
 """The Ray Tune trial of the sweep: fit one (model, k) on one rung's sample and report its three scores.
 
 A function trainable in the style of tune-sklearn: everything large reaches it through ``tune.with_parameters``
-as object references (the scaled, permuted matrix, put in the object store once per run; the ward tree and the
-Birch CF-tree, built once per rung by :func:`build_shared`; a capped ward tree once per run), so a trial only cuts
-a tree, runs Birch's global step or fits KMeans / GaussianMixture, then scores. BLAS threads are capped to the
-trial's CPUs.
+as object references (the scaled, permuted matrix, put in the object store once per run; each family's shared
+structure, such as the ward tree and the Birch CF-tree, built once per rung by :func:`build_shared`; a capped ward
+tree once per run), so a trial only runs its family's fit (``raysweep.families``: cut a tree, run Birch's global
+step, fit KMeans / GaussianMixture), then scores. BLAS threads are capped to the trial's CPUs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 import warnings
@@ -19,89 +18,56 @@ import ray
 from ray import tune
 from threadpoolctl import threadpool_limits
 
-from raysweep import models, scores
+from raysweep import scores
+from raysweep.families import REGISTRY, get_family
+from raysweep.families.base import DegenerateFitError
 
-# Models whose per-k work starts from a structure shared by every k of a rung, and that structure's name.
-SHARED_STRUCTURE = {"agglomerative": "ward_tree", "birch": "birch_cf_tree"}
+# The families whose per-k work starts from a structure shared by every k of a rung, by structure name, and the
+# structure of each such family (the trial's ``data`` holds one build per structure).
+SHARED = {family.shared_structure: family for family in REGISTRY.values() if family.shared_structure}
+SHARED_STRUCTURE = {family.name: structure for structure, family in SHARED.items()}
 
 
-def build_shared(structure: str, X: np.ndarray, n: int, seed: int,
-                 ward_max_n: int = models.AGGLOMERATIVE_MAX_N) -> tuple[object, dict]:
+def build_shared(structure: str, X: np.ndarray, n: int, seed: int, **options) -> tuple[object, dict]:
     """Build one shared structure on the first ``n`` rows of ``X`` (run as a Ray task, once per rung).
 
     Parameters
     ----------
-    structure : {"ward_tree", "birch_cf_tree"}
+    structure : str, a key of :data:`SHARED` ("ward_tree", "birch_cf_tree")
     X : ndarray of shape (n_cap, n_features), float32, the permuted scaled matrix
     n : int
         Rows of the rung's sample (a prefix of ``X``).
     seed : int
-    ward_max_n : int, default=AGGLOMERATIVE_MAX_N
-        The ward tree's leaves are at most this many first rows of the sample.
+    **options
+        The family's sweep settings (the ward tree's ``max_n``: its leaves are at most this many first rows).
 
     Returns
     -------
     built : object
-        What :func:`fit_labels` needs to label every k without refitting.
+        What the family's fit needs to label every k without refitting.
     info : dict
         ``build_id`` (unique per build: trials report it, which proves they shared one build), ``seconds`` and
         the structure's own facts (the Birch threshold and subcluster count, the ward method).
     """
-    cpus = _trial_cpus()
+    if structure not in SHARED:
+        raise ValueError(f"unknown shared structure {structure!r}; expected one of {sorted(SHARED)}")
     start = time.perf_counter()
-    sample = X[:n]
-    if structure == "ward_tree":
-        built = models.ward_tree(sample, max_n=ward_max_n, n_threads=cpus)
-        info = {"agglomerative_method": models.agglomerative_method(n, ward_max_n)}
-    elif structure == "birch_cf_tree":
-        built = models.birch_cf_tree(sample, models.birch_threshold(sample, seed=seed), n_threads=cpus)
-        info = {"birch_threshold": built.threshold, "subclusters": built.n_subclusters,
-                "threshold_attempts": built.attempts}
-    else:
-        raise ValueError(f"unknown shared structure {structure!r}; "
-                         f"expected one of {sorted(SHARED_STRUCTURE.values())}")
+    built, info = SHARED[structure].build_shared(X, n, seed, n_threads=_trial_cpus(), **options)
     info.update(structure=structure, build_id=uuid.uuid4().hex, seconds=time.perf_counter() - start, n=n)
     return built, info
 
 
-def reuse_capped_ward_tree(build: tuple[object, dict], n: int) -> tuple[object, dict]:
-    """A capped ward tree from an earlier rung, for a rung of ``n`` rows (run as a Ray task, no rebuild).
+def reuse_shared(structure: str, build: tuple[object, dict], n: int) -> tuple[object, dict]:
+    """A structure built at an earlier rung, as the build of a rung of ``n`` rows (run as a Ray task, no rebuild).
 
-    A capped tree's leaves are the first ``max_n`` rows of the permutation: the same rows at every rung above
-    the cap. Only the row count changes (the rows beyond the leaves join the nearest centroid of the cut), so
-    the info keeps the original ``build_id`` and says ``reused``.
+    Only for a family whose ``build_serves_larger_samples`` (a capped ward tree); the info says ``reused``.
     """
-    tree, info = build
-    if not tree.capped or n < tree.n_leaves:
-        raise ValueError(f"only a capped ward tree can serve a larger rung: this one has {tree.n_leaves:,} leaves "
-                         f"of {tree.n_rows:,} rows, asked for {n:,} rows")
-    method = models.agglomerative_method(n, tree.n_leaves)
-    return dataclasses.replace(tree, n_rows=n), {**info, "agglomerative_method": method, "n": n, "seconds": 0.0,
-                                                 "reused": True}
+    return SHARED[structure].reuse_shared(build, n)
 
 
 def _trial_cpus() -> int:
     assigned = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     return max(1, int(assigned))
-
-
-def fit_labels(model: str, k: int, X: np.ndarray, shared: object, seed: int, n_threads: int) -> tuple[np.ndarray, list]:
-    """Labels of one (model, k) on ``X`` and the warnings of the fit.
-
-    Agglomerative and Birch start from the rung's shared structure (``shared``): a cut, or the global step.
-    """
-    if model == "kmeans":
-        labels, info = models.kmeans_labels(X, k, seed=seed, n_threads=n_threads)
-        return labels, info["warnings"]
-    if model == "gmm":
-        labels, info = models.gmm_labels(X, k, seed=seed, n_threads=n_threads)
-        return labels, info["warnings"]
-    if model == "agglomerative":
-        return models.ward_labels(shared, k, X=X, n_threads=n_threads), []
-    if model == "birch":
-        # The CF-tree was built from exactly these rows (the rung's prefix); None skips re-checking them.
-        return models.birch_labels(shared, None, k), []
-    raise ValueError(f"unknown model {model!r}; expected one of {list(models.MODEL_NAMES)}")
 
 
 def sweep_trial(config: dict, data: dict) -> None:
@@ -120,15 +86,16 @@ def sweep_trial(config: dict, data: dict) -> None:
     model, k = config["trial"]["model"], int(config["trial"]["k"])
     n, seed = int(config["n"]), int(config["seed"])
     X = ray.get(data["X"])[:n]
-    structure = SHARED_STRUCTURE.get(model)
+    family = get_family(model)
+    structure = family.shared_structure
     shared, shared_info = (None, {}) if structure is None else ray.get(data[structure])
     cpus = _trial_cpus()
     with threadpool_limits(limits=cpus), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
         try:
-            labels, fit_warnings = fit_labels(model, k, X, shared, seed, cpus)
-        except models.DegenerateFitError as exc:
+            labels, fit_warnings = family.labels(X, k, shared, seed, cpus)
+        except DegenerateFitError as exc:
             # The config cannot be fitted to these rows: a plain status, not an error with a traceback.
             labels, fit_warnings, degenerate = None, [], f"degenerate: {exc}"
         fit_seconds = time.perf_counter() - start

@@ -3,8 +3,9 @@
 ``python -m raysweep.finalize --run RESULTS/RUN [--model M --k K] [--features PATH] [--dataset OUT]``
 
 It reads the sweep's ``run.json`` (feature matrix, feature columns, scaling, seed) and ``winner.json``, refits the
-model with :func:`raysweep.models.fit_final` on 100% of the feature matrix in the sweep's scaled space, and writes
-``RESULTS/RUN/final/`` through :func:`raysweep.storage.atomic_dir`, so a rerun replaces the previous result whole:
+model with :func:`raysweep.models.fit_final` (its family's one fit path in ``raysweep.families``, the sweep's) on
+100% of the feature matrix in the sweep's scaled space, and writes ``RESULTS/RUN/final/`` through
+:func:`raysweep.storage.atomic_dir`, so a rerun replaces the previous result whole:
 
 - ``assignments.parquet``: pid, cluster, distance to the cluster centre in the scaled space (and, for
   GaussianMixture, the membership probability of the assigned component);
@@ -35,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raysweep.families import REGISTRY, get_family
 from raysweep.feature_matrix import FeatureMatrix, apply_scaling, read_feature_matrix
 from raysweep.ingest import open_table
 from raysweep.storage import atomic_dir
@@ -44,7 +46,10 @@ MIN_ROWS_PER_CLUSTER = 10  # a stability sample smaller than this many rows per 
 PLOT_SAMPLE = 20_000  # points in the 2-D projection plot
 TOP = 10  # names, artists and tracks listed per cluster
 RUN_KEYS = ("features", "feature_columns", "scaling", "seed", "n_total")
-MODEL_FORMAT = 1
+# 2: model.joblib holds a FinalModel that is a scikit-learn estimator (raysweep.families). A format-1 artifact
+# (FinalModel before the family registry) still loads: FinalModel.__setstate__ converts it.
+MODEL_FORMAT = 2
+_READABLE_FORMATS = (1, MODEL_FORMAT)
 SCORE_LABELS = (("silhouette", "silhouette"), ("davies_bouldin", "Davies-Bouldin"),
                 ("calinski_harabasz", "Calinski-Harabasz"), ("copeland", "head-to-head wins - losses"))
 
@@ -89,12 +94,10 @@ def resolve_choice(run: str | os.PathLike, winner: dict | None, model: str | Non
 
     Returns
     -------
-    model : str, one of ``raysweep.models.MODEL_NAMES``
+    model : str, a name in ``raysweep.families.REGISTRY``
     k : int, >= 2
     source : str, where the choice came from (for the report)
     """
-    from raysweep.models import MODEL_NAMES
-
     if (model is None) != (k is None):
         raise ValueError("--model and --k go together: give both, or neither to refit the sweep's winner")
     if model is not None:
@@ -107,8 +110,8 @@ def resolve_choice(run: str | os.PathLike, winner: dict | None, model: str | Non
         if absent:
             raise ValueError(f"{Path(run) / 'winner.json'}: no {' or '.join(absent)} in the winner record")
         model, k, source = winner["model"], winner["k"], "the sweep's winner (winner.json)"
-    if model not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model!r} ({source}); expected one of {', '.join(MODEL_NAMES)}")
+    if model not in REGISTRY:
+        raise ValueError(f"unknown model {model!r} ({source}); expected one of {', '.join(REGISTRY)}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ValueError(f"k must be an integer >= 2, got {k!r} ({source})")
     return model, int(k), source
@@ -149,20 +152,10 @@ def load_features(run_record: dict, features: str | os.PathLike | None = None) -
 def fit_options(model: str, run_record: dict, n_rows: int) -> dict:
     """Extra arguments of ``fit_final`` for the full refit of ``model`` on ``n_rows`` rows.
 
-    Birch: ONE CF-tree over all rows (the sweep caps its trees to keep trials short; a refit runs once), at the
-    threshold of the sweep's top rung (run.json's ``birch_threshold``, keyed by rung) when it recorded one, else
-    a threshold ``fit_final`` adapts to all rows. Agglomerative: the sweep's own method (ward on a capped uniform
-    subset, the other rows joined to the nearest centroid) at the sweep's cap (run.json's ``agglomerative_method``).
+    Each family reads its own from run.json (:meth:`raysweep.families.base.ClusterFamily.refit_options`): Birch
+    builds ONE CF-tree over all rows at the sweep's top-rung threshold; agglomerative keeps the sweep's ward cap.
     """
-    if model == "agglomerative":
-        methods = run_record.get("agglomerative_method") or {}
-        return {"max_n": methods[max(methods, key=int)]["max_n"]} if methods else {}
-    if model != "birch":
-        return {}
-    thresholds = run_record.get("birch_threshold") or {}
-    if not thresholds:
-        return {"max_n": n_rows}
-    return {"max_n": n_rows, "threshold": float(thresholds[max(thresholds, key=int)])}
+    return get_family(model).refit_options(run_record, n_rows)
 
 
 def assign(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -170,14 +163,14 @@ def assign(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
     Parameters
     ----------
-    estimator : raysweep.models.FinalModel, from ``fit_final`` (``model``, ``labels_``, ``cluster_centers_``)
+    estimator : raysweep.families.base.FinalModel, from ``fit_final`` (``labels_``, ``cluster_centers_``)
     X : ndarray of shape (n_samples, n_features), the scaled matrix it was fitted on
 
     Returns
     -------
     labels : ndarray of shape (n_samples,), int32
     distance : ndarray of shape (n_samples,), float32, Euclidean, in the scaled space
-    probability : ndarray of shape (n_samples,), float32, or None when the model is not a mixture
+    probability : ndarray of shape (n_samples,), float32, or None when the model has no ``predict_proba``
     """
     labels = np.asarray(estimator.labels_, dtype=np.int32)
     centres = np.asarray(estimator.cluster_centers_, dtype=np.float32)
@@ -187,7 +180,7 @@ def assign(estimator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         rows = slice(start, start + step)
         distance[rows] = np.linalg.norm(X[rows] - centres[labels[rows]], axis=1)
     probability = None
-    if estimator.model == "gmm":
+    if hasattr(estimator, "predict_proba"):
         probability = np.empty(len(X), dtype=np.float32)
         for start in range(0, len(X), step):
             rows = slice(start, start + step)
@@ -447,7 +440,7 @@ class LoadedModel:
 
     Attributes
     ----------
-    estimator : raysweep.models.FinalModel, the refit from ``fit_final``; it was fitted on the rows in the
+    estimator : raysweep.families.base.FinalModel, the refit from ``fit_final``; it was fitted on the rows in the
         sweep's permutation order, so its own ``labels_`` follow that order: the playlists' clusters are in
         assignments.parquet
     metadata : dict, the contents of model.json (model, k, feature_columns, scaling, versions, sha256, ...)
@@ -494,6 +487,9 @@ def load_model(final: str | os.PathLike) -> LoadedModel:
 
     folder = Path(final)
     metadata = _read_json(folder / "model.json", what="model metadata written by raysweep.finalize")
+    if metadata.get("format") not in _READABLE_FORMATS:
+        raise ValueError(f"{folder / 'model.json'}: model format {metadata.get('format')!r}; this raysweep reads "
+                         f"formats {', '.join(map(str, _READABLE_FORMATS))}: refit it with raysweep.finalize")
     artifact = folder / metadata.get("artifact", "model.joblib")
     if not artifact.exists():
         raise FileNotFoundError(f"{artifact}: no such file (the model artifact named in {folder / 'model.json'})")
@@ -763,7 +759,7 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
         "(none drawn: plots were turned off, or matplotlib is not installed)"]
     lines += ["", "## Files", "",
               "- `assignments.parquet`: pid, cluster, distance to the cluster centre (scaled space)"
-              + (", probability of the assigned component" if model == "gmm" else ""),
+              + (", probability of the assigned component" if get_family(model).gives_probabilities else ""),
               "- `cluster_profiles.parquet`: size, share, feature means in original units"
               + (", top names, artists and tracks" if "top_names" in profiles else ""),
               f"- `model.joblib` + `model.json` (sha256 `{summary['sha256'][:16]}...`): load with "

@@ -5,7 +5,8 @@ better than B on more of the metrics than B is than A (silhouette higher, Davies
 higher). On silhouette "clearly better" means better by more than the combined standard error
 ``sqrt(se_i^2 + se_j^2)``, so configs within one SE of each other are equal on it (with exact silhouette, SE = 0).
 Configs are ranked by wins minus losses (Copeland's method); a config that beats every other one (a Condorcet
-winner) is therefore first. Remaining ties go to the smaller k, then to the model order of ``MODEL_NAMES``.
+winner) is therefore first. Remaining ties go to the smaller k, then to the model order of
+``raysweep.families.REGISTRY`` (its registration order).
 Condorcet winner and Copeland score: https://en.wikipedia.org/wiki/Copeland%27s_method
 
 Eligibility comes first (:func:`split_off_reasons`): a clustering with a cluster of fewer than
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raysweep.models import MODEL_NAMES
+from raysweep.families import REGISTRY
 
 METRICS = {"silhouette": "max", "davies_bouldin": "min", "calinski_harabasz": "max"}
 
@@ -44,12 +45,13 @@ _RULE_TEMPLATE = (
     "among the configs with status ok at the top rung: config A beats config B when A is clearly better on more of "
     "the three metrics than B is, where silhouettes within one combined standard error count as equal; the winner "
     "has the most wins minus losses (Copeland's method), so a config that beats every other one (a Condorcet "
-    "winner) wins; remaining ties go to the smaller k, then to the model order kmeans, birch, agglomerative, gmm.")
+    "winner) wins; remaining ties go to the smaller k, then to the model order {model_order}.")
 
 
 def rule_text(min_cluster_size=MIN_CLUSTER_SIZE, min_relative_size=MIN_RELATIVE_SIZE):
     """The winner rule in one paragraph, for given eligibility floors."""
-    return _RULE_TEMPLATE.format(min_cluster_size=min_cluster_size, min_relative_size=min_relative_size)
+    return _RULE_TEMPLATE.format(min_cluster_size=min_cluster_size, min_relative_size=min_relative_size,
+                                 model_order=", ".join(REGISTRY))
 
 
 RULE = rule_text()
@@ -90,7 +92,7 @@ def _clearly_better_counts(values, better, se=None):
 
 
 def _model_order(models):
-    order = {name: i for i, name in enumerate(MODEL_NAMES)}
+    order = {name: i for i, name in enumerate(REGISTRY)}
     return models.map(lambda m: order.get(m, len(order)))
 
 

@@ -38,7 +38,8 @@ import pyarrow.fs as pafs
 
 from raysweep import samples, selection
 from raysweep.feature_matrix import read_feature_matrix
-from raysweep.models import AGGLOMERATIVE_MAX_N, GMM_MAX_N, MODEL_NAMES, birch_method
+from raysweep.families import MODEL_NAMES, REGISTRY
+from raysweep.models import AGGLOMERATIVE_MAX_N, GMM_MAX_N, birch_method
 from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
 from raysweep.storage import atomic_file, filesystem_and_path, is_uri
 
@@ -47,10 +48,6 @@ RUNG_ATTEMPTS = 3  # experiments per rung and command for configs left without a
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "min_cluster_size", "min_cluster_share", "max_cluster_share",
                        "fit_seconds", "status", "warnings", "trial_id", "score_seconds", "shared_build", "node_id"]
-# Trial start order. Models without a shared structure first, so they run while the ward tree and the CF-tree are
-# being built; within that, the most expensive configs first (largest k; GMM before KMeans): fewer idle cores at
-# the rung barrier.
-_COST_ORDER = {"gmm": 0, "kmeans": 1, "birch": 2, "agglomerative": 3}
 PROMOTION_RULE = ("Synchronous successive halving with eta={eta}: rung r runs every config still alive on the first "
                   "n_r rows of one seeded permutation; once all of them have ended, they are ranked by the winner "
                   "rule (selection.rank_configs) and the top ceil(alive / eta) are promoted to rung r + 1; the top "
@@ -73,10 +70,10 @@ class SweepInterrupted(RuntimeError):
 def _check_settings(fraction, models, k_min, k_max, eta):
     if not 0 < fraction <= 1:
         raise ValueError(f"--fraction must be in (0, 1], got {fraction}")
-    unknown = [m for m in models if m not in MODEL_NAMES]
+    unknown = [m for m in models if m not in REGISTRY]
     if unknown or not models:
         raise ValueError(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(MODEL_NAMES)}")
+                         f"choose from {', '.join(REGISTRY)}")
     if len(set(models)) != len(models):
         raise ValueError(f"--models: a model is listed twice: {','.join(models)}")
     if k_min < 2:
@@ -259,25 +256,28 @@ class _SharedBuilds:
     """
 
     def __init__(self, x_ref, seed, ward_max_n):
-        self.x_ref, self.seed, self.ward_max_n = x_ref, seed, ward_max_n
-        self._capped_ward = None  # ref of (tree, info) of this command's first capped ward tree
+        self.x_ref, self.seed = x_ref, seed
+        self.options = {"agglomerative": {"max_n": ward_max_n}}  # the run settings of a family's builds
+        self._reusable = {}  # structure -> ref of (built, info) of this command's build that serves larger rungs
 
     def launch(self, structures, n):
         """Start the builds for a rung of ``n`` rows (in parallel); returns {structure: ref of (built, info)}."""
         import ray
 
-        from raysweep._trainable import build_shared, reuse_capped_ward_tree
+        from raysweep._trainable import SHARED, build_shared, reuse_shared
 
         refs = {}
         for structure in structures:
-            capped_ward = structure == "ward_tree" and n > self.ward_max_n
-            if capped_ward and self._capped_ward is not None:
-                refs[structure] = ray.remote(num_cpus=0)(reuse_capped_ward_tree).remote(self._capped_ward, n)
+            family = SHARED[structure]
+            options = self.options.get(family.name, {})
+            reusable = family.build_serves_larger_samples(n, **options)
+            if reusable and structure in self._reusable:
+                refs[structure] = ray.remote(num_cpus=0)(reuse_shared).remote(structure, self._reusable[structure], n)
                 continue
             refs[structure] = ray.remote(num_cpus=1)(build_shared).remote(structure, self.x_ref, n, self.seed,
-                                                                           self.ward_max_n)
-            if capped_ward:
-                self._capped_ward = refs[structure]
+                                                                           **options)
+            if reusable:
+                self._reusable[structure] = refs[structure]
         return refs
 
 
@@ -290,7 +290,10 @@ def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, see
 
     cluster_failures = (errors.RayActorError, errors.NodeDiedError, errors.WorkerCrashedError, errors.ObjectLostError)
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, data=refs), {"cpu": 1})
-    ordered = sorted(pending, key=lambda c: (c["model"] in SHARED_STRUCTURE, -c["k"], _COST_ORDER[c["model"]]))
+    # Families without a shared structure first, so they run while the ward tree and the CF-tree are being built;
+    # within that, the most expensive configs first (largest k, then the family's cost_rank): fewer idle cores at
+    # the rung barrier.
+    ordered = sorted(pending, key=lambda c: (c["model"] in SHARED_STRUCTURE, -c["k"], REGISTRY[c["model"]].cost_rank))
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(ordered), "rung": rung, "n": n, "seed": seed,
@@ -400,6 +403,7 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
     fraction : float, default=0.1
         The top rung holds this fraction of the playlists.
     models : sequence of str, default=MODEL_NAMES
+        Names in ``raysweep.families.REGISTRY``; the default is the four families of the design card.
     k_min, k_max : int, default=2, 100
     k_values : sequence of int, default=None
         Search only these k (e.g. a subset for benchmarks); overrides ``k_min`` and ``k_max``.
@@ -659,7 +663,8 @@ def _parser():
     parser = argparse.ArgumentParser(prog="python -m raysweep.tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", help="feature matrix (Parquet path or URI); default: the embedded demo data")
     parser.add_argument("--fraction", type=float, default=0.1, help="top sample as a fraction of the playlists")
-    parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated model families")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES),
+                        help=f"comma-separated model families, of {', '.join(REGISTRY)}")
     parser.add_argument("--k-min", type=int, default=2)
     parser.add_argument("--k-max", type=int, default=100)
     parser.add_argument("--k-values", help="comma-separated k to search instead of --k-min..--k-max")

@@ -182,9 +182,9 @@ def test_every_model_family_finalizes(tmp_path, model):
 
 
 def test_birch_builds_one_cf_tree_over_all_rows(tmp_path, monkeypatch):
-    import raysweep.models
+    import raysweep.families.birch
 
-    monkeypatch.setattr(raysweep.models, "BIRCH_MAX_N", 100)  # the sweep's cap, far below the 800 rows
+    monkeypatch.setattr(raysweep.families.birch, "BIRCH_MAX_N", 100)  # the sweep's cap, far below the 800 rows
     run, _, _ = make_run(tmp_path, n=800, model="birch")
     finalize(run, **QUICK)
     method = json.loads((run / "final" / "model.json").read_text())["method"]

@@ -247,8 +247,11 @@ def test_fit_final_gmm_has_probabilities(blobs):
 
 
 def test_fit_final_kmeans_has_no_probabilities(blobs):
-    with pytest.raises(AttributeError, match="predict_proba exists only for gmm"):
-        fit_final("kmeans", 5, blobs[0], seed=0).predict_proba(blobs[0])
+    final = fit_final("kmeans", 5, blobs[0], seed=0)
+    assert not hasattr(final, "predict_proba")
+    with pytest.raises(AttributeError, match="has no attribute 'predict_proba'") as raised:
+        final.predict_proba(blobs[0])
+    assert "predict_proba exists only for a family with probabilities" in str(raised.value.__cause__)
 
 
 def test_fit_final_large_agglomerative_uses_the_capped_method(blobs):

@@ -18,8 +18,8 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from raysweep._progress import ProgressLine
-from raysweep._trainable import reuse_capped_ward_tree
 from raysweep.feature_matrix import write_feature_matrix
+from raysweep.families.ward import FAMILY as WARD
 from raysweep.models import ward_labels, ward_tree
 from raysweep.selection import rank_configs
 from raysweep.tune import LEADERBOARD_COLUMNS, Ledger, main, run_sweep
@@ -132,7 +132,7 @@ def test_one_shared_build_per_structure_and_rung(sweep):
 def test_a_reused_capped_ward_tree_labels_like_a_fresh_build():
     X, _ = make_blobs(n_samples=1500, centers=6, n_features=4, random_state=0)
     first_rung = (ward_tree(X[:500], max_n=300), {"build_id": "rung-1"})
-    reused, info = reuse_capped_ward_tree(first_rung, 1500)
+    reused, info = WARD.reuse_shared(first_rung, 1500)
     fresh = ward_tree(X, max_n=300)
     for k in (2, 6, 40):
         np.testing.assert_array_equal(ward_labels(reused, k, X=X), ward_labels(fresh, k, X=X))
@@ -142,7 +142,7 @@ def test_a_reused_capped_ward_tree_labels_like_a_fresh_build():
 def test_only_a_capped_ward_tree_is_reused():
     X, _ = make_blobs(n_samples=500, centers=3, n_features=4, random_state=0)
     with pytest.raises(ValueError, match="only a capped ward tree"):
-        reuse_capped_ward_tree((ward_tree(X, max_n=1000), {}), 1500)
+        WARD.reuse_shared((ward_tree(X, max_n=1000), {}), 1500)
 
 
 @pytest.mark.slow
