@@ -10,8 +10,10 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from raysweep.features.spotify import API_PREFIX, TOKEN_URL
+from raysweep.storage import is_uri
 
 EXIT_ERROR, EXIT_RESUMABLE, EXIT_ACCESS_DENIED = 1, 3, 4
 
@@ -31,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--table", help="Parquet/CSV of track audio features: track_uri + the 13 fields")
     source.add_argument("--spotify", action="store_true",
                         help="fetch missing tracks from the Web API (SPOTIPY_CLIENT_ID / SPOTIPY_CLIENT_SECRET)")
-    audio.add_argument("--cache", help="SQLite track cache (default: audio_features_cache.sqlite beside --out)")
+    audio.add_argument("--cache", help="SQLite track cache (default: audio_features_cache.sqlite beside --out; "
+                                       "for an --out URI, in the working directory)")
     audio.add_argument("--min-coverage", type=float, default=0.5,
                        help="leave out playlists with a smaller share of tracks with features (default 0.5)")
     audio.add_argument("--max-wait", type=float, default=60.0,
@@ -59,7 +62,9 @@ def _audio(args) -> int:
     from raysweep.features.spotify import AccessDenied, FetchStopped, fetch_audio_features, requests_needed, \
         spotify_client
 
-    cache = args.cache or default_cache_path(args.out)
+    # An output URI has no local folder to keep the cache beside: the working directory holds it instead (the
+    # same file name), so a rerun from the same place resumes from it.
+    cache = args.cache or default_cache_path(Path.cwd() / "features.parquet" if is_uri(args.out) else args.out)
     if args.spotify:
         _, uris = dataset_track_uris(args.dataset)
         client = spotify_client(api_prefix=args.api_url, token_url=args.token_url)
