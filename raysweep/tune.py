@@ -147,10 +147,15 @@ def _write_table(df, parquet_path, csv_path=None):
 def _append_line(path, record):
     """Append one JSON line and fsync it: once this returns, the record survives a kill of the command."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record, default=_json_default) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record, default=_json_default) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"could not append to {path}: {exc.strerror}") from exc
 
 
 class Ledger:

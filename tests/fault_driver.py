@@ -68,13 +68,13 @@ def _kill_in_ledger(tune, after, cut):
     def append(self, record):
         if record.get("event") == "result":
             count["results"] += 1
-            if count["results"] == cut:
+            if cut and count["results"] == cut:
                 line = json.dumps(record, default=tune._json_default)
                 with open(self.path, "a") as handle:
                     handle.write(line[: len(line) // 2])
                 _die()
         original(self, record)
-        if count["results"] == after:
+        if after and count["results"] == after:
             _die()
 
     tune.Ledger.append = append
@@ -117,10 +117,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["tune", "finalize"])
     parser.add_argument("--fault", action="append", default=[])
-    parser.add_argument("args", nargs=argparse.REMAINDER)
-    options = parser.parse_args()
+    split = sys.argv.index("--")
+    options, args = parser.parse_args(sys.argv[1:split]), sys.argv[split + 1:]
     faults = dict(fault.split("=", 1) for fault in options.fault)
-    args = options.args[1:] if options.args[:1] == ["--"] else options.args
 
     import raysweep._trainable as trainable
     import raysweep.finalize as finalize
