@@ -11,11 +11,14 @@ the driver ranks them with :func:`raysweep.selection.rank_configs` (the winner r
 so its outcome depends on trial order and worker count; with the barrier the same inputs promote the same configs
 on 2 cores or 200. ``--exhaustive`` runs every config at the top rung only: the reference.
 
-Resume: every trial result reaching the driver is appended at once to ``RESULTS/RUN/rungs/rung_<r>.trials.jsonl``
-(the ledger); a finished rung is written to ``rung_<r>.parquet``. A rerun with the same settings reads finished
-rungs back and, for an interrupted rung, starts a new Ray Tune experiment over the configs the ledger lacks.
-(``Tuner.restore`` is not used: Tune snapshots its experiment state on a throttle of >= 10 s, so trials that ended
-after the last snapshot would be computed again; the ledger records each one as it ends.)
+Resume: every trial result reaching the driver is appended at once (fsync'd) to
+``RESULTS/RUN/rungs/rung_<r>.trials.jsonl`` (the ledger); a finished rung is written to ``rung_<r>.parquet``. A rerun
+with the same settings reads finished rungs back and, for an interrupted rung, starts a new Ray Tune experiment over
+the configs the ledger lacks. (``Tuner.restore`` is not used: Tune snapshots its experiment state on a throttle of
+>= 10 s, so trials that ended after the last snapshot would be computed again; the ledger records each one as it
+ends.) With a storage URI the ledger is mirrored to ``<storage>/<RUN>/rungs/`` at most ``MIRROR_SECONDS`` after a
+result, so a new head (an empty ``--results``) resumes a cut rung from the bucket. One command at a time writes a
+run folder (``RESULTS/RUN/run.lock``). RELIABILITY.md lists the faults this survives and how each is tested.
 """
 
 from __future__ import annotations
@@ -371,11 +374,35 @@ class _SharedBuilds:
             if capped_ward and self._capped_ward is not None:
                 refs[structure] = ray.remote(num_cpus=0)(reuse_capped_ward_tree).remote(self._capped_ward, n)
                 continue
-            refs[structure] = ray.remote(num_cpus=1)(build_shared).remote(structure, self.x_ref, n, self.seed,
-                                                                           self.ward_max_n)
+            # Submitted before the trials, so it gets a CPU before their actors take them all.
+            first = ray.remote(build_shared).options(num_cpus=1, max_retries=0).remote(
+                structure, self.x_ref, n, self.seed, self.ward_max_n)
+            # The trials read the build through a 0-CPU task that rebuilds it if its node is lost. The lists keep
+            # the references from being resolved into values at that task's start.
+            refs[structure] = ray.remote(num_cpus=0)(_build_or_rebuild).remote(
+                [first], build_shared, structure, [self.x_ref], n, self.seed, self.ward_max_n)
             if capped_ward:
                 self._capped_ward = refs[structure]
         return refs
+
+
+def _build_or_rebuild(first, build_shared, structure, x, n, seed, ward_max_n):
+    """The ``(built, info)`` of the build ``first[0]``; if its node was lost, of the same build run again.
+
+    Ray's own retry of a lost task would wait for a free CPU, but every CPU may be held by trials waiting for this
+    very structure (a Tune trial is an actor, which keeps its CPU while blocked in ``ray.get``): a deadlock. The
+    rebuild asks for no CPU, so it runs beside them; only a lost node leads to it.
+    """
+    import ray
+    import ray.exceptions as errors
+
+    try:
+        return ray.get(first[0])
+    except errors.RayTaskError:
+        raise  # the build itself raised: not the cluster's fault
+    except errors.RayError:
+        rebuild = ray.remote(build_shared).options(num_cpus=0)
+        return ray.get(rebuild.remote(structure, x[0], n, seed, ward_max_n))
 
 
 def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, seed, query_points, exact_max_n):
@@ -574,6 +601,7 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         for noisy in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our progress line instead
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own messages (a lost node) without colour codes
         started_ray = _connect(address, num_cpus)
         import ray
 
