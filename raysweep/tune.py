@@ -3,6 +3,10 @@
 ``python -m raysweep.tune [--features F] [--fraction 0.1] [--models kmeans,birch,agglomerative,gmm] [--k-min 2]
 [--k-max 100] [--exhaustive] [--results results] [--name RUN] [--address ADDR] [--storage URI] [--seed 0]``
 
+Exit status: 0 done; 2 bad input, or the run is in use by another command (the message names the lock file);
+3 stopped by the environment (storage unreachable, disk full: the message names the URI or file), everything
+finished kept; 130 interrupted. After 3 or 130, the same command resumes.
+
 Early stopping is synchronous successive halving with an explicit rung barrier (Jamieson & Talwalkar 2016,
 "Non-stochastic best arm identification and hyperparameter optimization"): rung r is one Ray Tune experiment over
 the configs still alive, on the first n_r rows of one seeded permutation; when every trial of the rung has ended,
