@@ -604,6 +604,9 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         # how to resume instead (the same command).
         for noisy in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        # Tune logs a failed upload of its experiment state (storage unreachable) with a traceback; one line
+        # is enough, and our own error names the URI.
+        logging.getLogger("ray.tune.execution.experiment_state").addFilter(_without_traceback)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our progress line instead
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own messages (a lost node) without colour codes
         started_ray = _connect(address, num_cpus)
@@ -637,6 +640,16 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         leaderboard = pd.concat(frames, ignore_index=True)
         _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, time.perf_counter() - started)
     return run_dir
+
+
+def _without_traceback(record):
+    """Logging filter: a record's exception as its last line appended to the message, instead of a traceback."""
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        text = str(exc).strip()
+        record.msg = f"{record.getMessage()}{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+        record.args, record.exc_info, record.exc_text = None, None, None
+    return True
 
 
 # Settings recorded only since a later version, with the value every run written before then used.

@@ -360,6 +360,20 @@ def test_ledger_callback_keeps_the_storage_error_for_the_command(tmp_path):
     assert isinstance(callback.error, StorageUnavailable)
 
 
+def test_tune_log_records_lose_their_traceback_but_keep_the_error():
+    import logging
+
+    from raysweep.tune import _without_traceback
+
+    try:
+        raise OSError("AWS Error NETWORK_CONNECTION during PutObject\nConnection refused")
+    except OSError:
+        record = logging.LogRecord("ray.tune", logging.ERROR, __file__, 1, "Saving to %r failed with exception: ",
+                                   ("s3://b",), sys.exc_info())
+    assert _without_traceback(record)
+    assert logging.Formatter().format(record) == "Saving to 's3://b' failed with exception: OSError: Connection refused"
+
+
 def test_ledger_rejects_a_corrupt_line_before_the_last(tmp_path):
     path = tmp_path / "rung_0.trials.jsonl"
     path.write_text('not json\n{"event": "attempt", "attempt": 0}\n')
