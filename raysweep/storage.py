@@ -26,9 +26,10 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` keeps its previous content.
+    On an exception the temporary file is removed and ``path`` keeps its previous content. An OSError
+    (a full disk, say) is raised again naming ``path``, with its errno kept.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +39,14 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     tmp.chmod(0o666 & ~_umask())  # mkstemp makes it owner-only; outputs get the usual permissions
     try:
         yield tmp
+        # fsync before the rename: after a power loss the name never points at data that did not reach the disk.
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"could not write {path}: {exc.strerror}; its previous content is kept") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -82,3 +90,64 @@ def filesystem_and_path(location: str | os.PathLike) -> tuple[pafs.FileSystem, s
     if is_uri(location):
         return pafs.FileSystem.from_uri(str(location))
     return pafs.LocalFileSystem(), str(Path(location).resolve())
+
+
+class LockHeld(RuntimeError):
+    """Another live process holds the lock."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[dict | None]:
+    """Hold an exclusive lock on ``path`` (created if absent) for the ``with`` block; never wait for it.
+
+    The lock is ``flock`` on the file, so the kernel releases it when its holder dies in any way (SIGKILL
+    included) and a lock left by a dead process is taken over. While held, the file records the holder's pid,
+    host and start time, for the message another process gets; it is emptied on a normal release.
+
+    Yields
+    ------
+    stale : dict or None
+        The record of a holder that died without releasing the lock (its pid, host, since), else None.
+
+    Raises
+    ------
+    LockHeld
+        Naming ``what``, the lock file and its holder, when a live process holds it.
+    """
+    import fcntl
+    import json
+    import socket
+    import time
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        handle.seek(0)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_record(handle.read())
+            held_by = ("a process that is starting" if holder is None else  # locked, its record not written yet
+                       f"pid {holder['pid']} on host {holder['host']} since {holder['since']}")
+            raise LockHeld(f"{what} is in use by {held_by} (lock file {path}); wait for it to end, or stop it "
+                           "first") from None
+        stale = _lock_record(handle.read())
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+        handle.flush()
+        try:
+            yield stale
+        finally:
+            handle.truncate(0)  # released normally: an empty file; the flock goes with the close
+
+
+def _lock_record(text: str) -> dict | None:
+    import json
+
+    try:
+        record = json.loads(text)
+        return record if {"pid", "host", "since"} <= set(record) else None
+    except (ValueError, TypeError):
+        return None

@@ -3,6 +3,10 @@
 ``python -m raysweep.tune [--features F] [--fraction 0.1] [--models kmeans,birch,agglomerative,gmm] [--k-min 2]
 [--k-max 100] [--exhaustive] [--results results] [--name RUN] [--address ADDR] [--storage URI] [--seed 0]``
 
+Exit status: 0 done; 2 bad input, or the run is in use by another command (the message names the lock file);
+3 stopped by the environment (storage unreachable, disk full: the message names the URI or file), everything
+finished kept; 130 interrupted. After 3 or 130, the same command resumes.
+
 Early stopping is synchronous successive halving with an explicit rung barrier (Jamieson & Talwalkar 2016,
 "Non-stochastic best arm identification and hyperparameter optimization"): rung r is one Ray Tune experiment over
 the configs still alive, on the first n_r rows of one seeded permutation; when every trial of the rung has ended,
@@ -11,11 +15,14 @@ the driver ranks them with :func:`raysweep.selection.rank_configs` (the winner r
 so its outcome depends on trial order and worker count; with the barrier the same inputs promote the same configs
 on 2 cores or 200. ``--exhaustive`` runs every config at the top rung only: the reference.
 
-Resume: every trial result reaching the driver is appended at once to ``RESULTS/RUN/rungs/rung_<r>.trials.jsonl``
-(the ledger); a finished rung is written to ``rung_<r>.parquet``. A rerun with the same settings reads finished
-rungs back and, for an interrupted rung, starts a new Ray Tune experiment over the configs the ledger lacks.
-(``Tuner.restore`` is not used: Tune snapshots its experiment state on a throttle of >= 10 s, so trials that ended
-after the last snapshot would be computed again; the ledger records each one as it ends.)
+Resume: every trial result reaching the driver is appended at once (fsync'd) to
+``RESULTS/RUN/rungs/rung_<r>.trials.jsonl`` (the ledger); a finished rung is written to ``rung_<r>.parquet``. A rerun
+with the same settings reads finished rungs back and, for an interrupted rung, starts a new Ray Tune experiment over
+the configs the ledger lacks. (``Tuner.restore`` is not used: Tune snapshots its experiment state on a throttle of
+>= 10 s, so trials that ended after the last snapshot would be computed again; the ledger records each one as it
+ends.) With a storage URI the ledger is mirrored to ``<storage>/<RUN>/rungs/`` at most ``MIRROR_SECONDS`` after a
+result, so a new head (an empty ``--results``) resumes a cut rung from the bucket. One command at a time writes a
+run folder (``RESULTS/RUN/run.lock``). RELIABILITY.md lists the faults this survives and how each is tested.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -41,10 +49,14 @@ from raysweep.feature_matrix import read_feature_matrix
 from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.models import AGGLOMERATIVE_MAX_N, GMM_MAX_N, birch_method
 from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
-from raysweep.storage import atomic_file, filesystem_and_path, is_uri
+from raysweep.storage import LockHeld, atomic_file, exclusive_lock, filesystem_and_path, is_uri
 
 ETA = 3
 RUNG_ATTEMPTS = 3  # experiments per rung and command for configs left without a result (lost nodes)
+TRIAL_RETRIES = 2  # Ray Tune's own retries of a trial whose actor or node was lost (FailureConfig.max_failures)
+MIRROR_SECONDS = 5.0  # longest time a trial result stays only on the head's disk when --storage is a URI
+EXIT_RESUMABLE = 3  # stopped by the environment (storage unreachable, disk full), everything finished kept
+BUILDS = "rungs/builds.jsonl"  # one line per shared build (ward tree, CF-tree) of every attempt
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "min_cluster_size", "min_cluster_share", "max_cluster_share",
                        "fit_seconds", "status", "warnings", "trial_id", "score_seconds", "shared_build", "node_id"]
@@ -137,11 +149,26 @@ def _write_table(df, parquet_path, csv_path=None):
             df.to_csv(tmp, index=False)
 
 
+def _append_line(path, record):
+    """Append one JSON line and fsync it: once this returns, the record survives a kill of the command."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record, default=_json_default) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"could not append to {path}: {exc.strerror}") from exc
+
+
 class Ledger:
     """Append-only record of one rung's trial results, durable as each one arrives (JSON lines, fsync'd).
 
     A line is either ``{"event": "attempt", "attempt": j}`` (an experiment over the rung started) or
-    ``{"event": "result", ...leaderboard row...}``. A last line cut by a crash is ignored when read.
+    ``{"event": "result", ...leaderboard row...}``. A last line cut by a crash is ignored when read, and
+    :meth:`repair` removes it before the ledger is appended to again.
     """
 
     def __init__(self, path):
@@ -166,12 +193,37 @@ class Ledger:
                 results[_key(record["model"], record["k"])] = record
         return results, attempts
 
-    def append(self, record):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record, default=_json_default) + "\n")
-            handle.flush()
+    def repair(self):
+        """Remove a last line cut by a crash before the ledger is appended to; returns the bytes removed.
+
+        Without this, the next append would join the cut line and leave a corrupt line inside the ledger. A last
+        line that is whole JSON but lost only its newline is kept (it is a recorded result) and completed.
+        """
+        if not self.path.exists():
+            return 0
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1  # the end of the last complete line
+        tail = data[keep:]
+        if not tail:
+            return 0
+        try:
+            json.loads(tail)
+        except ValueError:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(keep)
+                os.fsync(handle.fileno())
+            return len(tail)
+        with open(self.path, "ab") as handle:
+            handle.write(b"\n")
             os.fsync(handle.fileno())
+        return 0
+
+    def append(self, record):
+        _append_line(self.path, record)
+
+
+class StorageUnavailable(RuntimeError):
+    """The storage URI could not be reached; everything finished is kept locally and the same command resumes."""
 
 
 class _Storage:
@@ -179,8 +231,9 @@ class _Storage:
 
     def __init__(self, storage, run_dir, name):
         self.uri = storage
+        self.run_dir = Path(run_dir)
         if storage is None:
-            self.filesystem, self.base = None, str((Path(run_dir) / "ray").resolve())
+            self.filesystem, self.base = None, str((self.run_dir / "ray").resolve())
         else:
             filesystem, path = filesystem_and_path(storage)
             self.filesystem = filesystem if is_uri(storage) else None
@@ -190,45 +243,97 @@ class _Storage:
     def describe(self):
         return self.base if self.uri is None or not is_uri(self.uri) else f"{self.uri} (run folder {self.base})"
 
-    def mirror(self, run_dir, relative_paths):
-        """Copy files of RESULTS/RUN (relative paths) to ``<storage>/<RUN>/`` when storage is a URI."""
+    def _unavailable(self, relative, exc):
+        # The URI without its query and credentials: scheme://bucket/prefix/RUN/relative.
+        where = f"{urlparse(self.uri).scheme}://{self.base}/{relative}"
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return StorageUnavailable(f"storage unreachable at {where} ({reason}); every finished trial is kept in "
+                                  f"{self.run_dir / 'rungs'}: run the same command again once it is reachable")
+
+    def mirror(self, relative_paths):
+        """Copy files of RESULTS/RUN (relative paths) to ``<storage>/<RUN>/`` when storage is a URI.
+
+        Raises StorageUnavailable naming the URI when the storage cannot be written.
+        """
         if not self.mirrors:
             return
         local = pafs.LocalFileSystem()
         for relative in relative_paths:
-            source = Path(run_dir) / relative
+            source = self.run_dir / relative
             if not source.exists():
                 continue
             target = f"{self.base}/{relative}"
-            self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
-            pafs.copy_files(str(source.resolve()), target, source_filesystem=local,
-                            destination_filesystem=self.filesystem)
+            try:
+                self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                pafs.copy_files(str(source.resolve()), target, source_filesystem=local,
+                                destination_filesystem=self.filesystem)
+            except OSError as exc:
+                raise self._unavailable(relative, exc) from None
 
-    def fetch(self, run_dir, relative):
-        """Copy ``<storage>/<RUN>/<relative>`` to RESULTS/RUN when it exists there only; True if fetched."""
+    def fetch(self, relative):
+        """Copy ``<storage>/<RUN>/<relative>`` to RESULTS/RUN when it exists there only; True if fetched.
+
+        Raises StorageUnavailable naming the URI when the storage cannot be read.
+        """
         if not self.mirrors:
             return False
         source = f"{self.base}/{relative}"
-        if self.filesystem.get_file_info(source).type != pafs.FileType.File:
-            return False
-        with atomic_file(Path(run_dir) / relative) as tmp:
-            pafs.copy_files(source, str(tmp.resolve()), source_filesystem=self.filesystem,
-                            destination_filesystem=pafs.LocalFileSystem())
+        try:
+            if self.filesystem.get_file_info(source).type != pafs.FileType.File:
+                return False
+            with atomic_file(self.run_dir / relative) as tmp:
+                pafs.copy_files(source, str(tmp.resolve()), source_filesystem=self.filesystem,
+                                destination_filesystem=pafs.LocalFileSystem())
+        except OSError as exc:
+            raise self._unavailable(relative, exc) from None
         return True
 
 
 # --------------------------------------------------------------------------------------------- Ray
 
 
-def _ledger_callback(ledger, attempt):
+def _ledger_callback(ledger, attempt, store):
     from ray.tune import Callback
 
+    relative = f"rungs/{ledger.path.name}"
+
     class LedgerCallback(Callback):
-        """Appends every trial result to the rung's ledger as soon as it reaches the driver."""
+        """Appends every trial result to the rung's ledger as it reaches the driver, and mirrors the ledger.
+
+        With a storage URI the ledger is copied to the bucket at most every ``MIRROR_SECONDS`` (checked at
+        every step of Tune's loop, so also when no result arrives) and when the experiment ends: a lost head
+        loses at most the results of the last ``MIRROR_SECONDS`` plus one upload. An error here (storage
+        unreachable, disk full) is kept in ``error`` and ends the experiment; Tune itself reports it only as
+        a traceback string.
+        """
+
+        def __init__(self):
+            self.error = None
+            self._unmirrored, self._mirrored_at = False, time.monotonic()
+
+        def _mirror(self, force=False):
+            if self._unmirrored and (force or time.monotonic() - self._mirrored_at >= MIRROR_SECONDS):
+                store.mirror([relative])
+                self._unmirrored, self._mirrored_at = False, time.monotonic()
+
+        def _guarded(self, action):
+            try:
+                action()
+            except (OSError, StorageUnavailable) as exc:
+                self.error = exc
+                raise
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             row = {column: result.get(column) for column in LEADERBOARD_COLUMNS if column != "trial_id"}
-            ledger.append({"event": "result", **row, "trial_id": trial.trial_id, "attempt": attempt})
+            self._guarded(lambda: ledger.append({"event": "result", **row, "trial_id": trial.trial_id,
+                                                 "attempt": attempt}))
+            self._unmirrored = True
+
+        def on_step_end(self, iteration, trials, **info):
+            self._guarded(self._mirror)
+
+        def on_experiment_end(self, trials, **info):
+            self._guarded(lambda: self._mirror(force=True))
 
     return LedgerCallback()
 
@@ -274,17 +379,42 @@ class _SharedBuilds:
             if reusable and structure in self._reusable:
                 refs[structure] = ray.remote(num_cpus=0)(reuse_shared).remote(structure, self._reusable[structure], n)
                 continue
-            refs[structure] = ray.remote(num_cpus=1)(build_shared).remote(structure, self.x_ref, n, self.seed,
-                                                                           **options)
+            # Submitted before the trials, so it gets a CPU before their actors take them all.
+            first = ray.remote(build_shared).options(num_cpus=1, max_retries=0).remote(
+                structure, self.x_ref, n, self.seed, **options)
+            # The trials read the build through a 0-CPU task that rebuilds it if its node is lost. The lists keep
+            # the references from being resolved into values at that task's start.
+            refs[structure] = ray.remote(num_cpus=0)(_build_or_rebuild).remote(
+                [first], build_shared, structure, [self.x_ref], n, self.seed, options)
             if reusable:
                 self._reusable[structure] = refs[structure]
         return refs
+
+
+def _build_or_rebuild(first, build_shared, structure, x, n, seed, options):
+    """The ``(built, info)`` of the build ``first[0]``; if its node was lost, of the same build run again.
+
+    Ray's own retry of a lost task would wait for a free CPU, but every CPU may be held by trials waiting for this
+    very structure (a Tune trial is an actor, which keeps its CPU while blocked in ``ray.get``): a deadlock. The
+    rebuild asks for no CPU, so it runs beside them; only a lost node leads to it.
+    """
+    import ray
+    import ray.exceptions as errors
+
+    try:
+        return ray.get(first[0])
+    except errors.RayTaskError:
+        raise  # the build itself raised: not the cluster's fault
+    except errors.RayError:
+        rebuild = ray.remote(build_shared).options(num_cpus=0)
+        return ray.get(rebuild.remote(structure, x[0], n, seed, **options))
 
 
 def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, seed, query_points, exact_max_n):
     """One Ray Tune experiment over ``pending`` configs at one rung; returns rows of the trials that raised."""
     import ray.exceptions as errors
     from ray import tune
+    from ray.tune.error import TuneError
 
     from raysweep._trainable import SHARED_STRUCTURE, sweep_trial
 
@@ -301,13 +431,23 @@ def _run_rung_trials(rung, n, pending, refs, storage, experiment, callbacks, see
         tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
             name=experiment, storage_path=storage.base, storage_filesystem=storage.filesystem, verbose=0,
-            callbacks=callbacks, failure_config=tune.FailureConfig(max_failures=2),
+            callbacks=callbacks, failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
         ),
     )
     # Tune's own SIGINT handler ends only the current experiment and returns; Ctrl-C must end the command
     # (the ledger already holds every finished trial, so a rerun resumes).
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    grid = tuner.fit()
+    # A callback's own error (storage unreachable, disk full) ends the experiment; Tune wraps it into a
+    # traceback string, so the original is raised instead: it names the file or URI at fault.
+    errors_of_callbacks = lambda: [c.error for c in callbacks if getattr(c, "error", None) is not None]  # noqa: E731
+    try:
+        grid = tuner.fit()
+    except TuneError:
+        if errors_of_callbacks():
+            raise errors_of_callbacks()[0] from None
+        raise
+    if errors_of_callbacks():
+        raise errors_of_callbacks()[0]
     failed = []
     for result in grid:
         # A lost node or actor is the cluster's fault, not the config's: the caller runs that config again.
@@ -464,50 +604,73 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         settings["dropped_feature_columns"] = matrix.dropped_columns
     name = name or _default_name(features, settings)
     run_dir = Path(results) / name
-    _check_same_run(run_dir / "rungs" / "settings.json", settings, name)
-    store = _Storage(storage, run_dir, name)
-    _write_json(run_dir / "rungs" / "settings.json", settings)
-    store.mirror(run_dir, ["rungs/settings.json"])
+    # One writer per run folder: a second command on the same run name refuses instead of sharing the ledger.
+    with exclusive_lock(run_dir / "run.lock", f"run {name!r}") as stale:
+        if stale is not None:
+            print(f"[raysweep] {run_dir / 'run.lock'}: taking over the lock of pid {stale['pid']} on host "
+                  f"{stale['host']}, which ended without releasing it", file=sys.stderr)
+        _check_same_run(run_dir / "rungs" / "settings.json", settings, name)
+        store = _Storage(storage, run_dir, name)
+        _write_json(run_dir / "rungs" / "settings.json", settings)
+        store.mirror(["rungs/settings.json"])
+        if not (run_dir / BUILDS).exists():
+            store.fetch(BUILDS)  # a new head: the builds of the rungs the first head ran
+        Ledger(run_dir / BUILDS).repair()  # a line cut by a kill: that build's record is lost, not its rung
 
-    order = samples.permutation(n_total, seed)
-    X = np.ascontiguousarray(matrix.scaled()[order[: sizes[-1]]])
+        order = samples.permutation(n_total, seed)
+        X = np.ascontiguousarray(matrix.scaled()[order[: sizes[-1]]])
 
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)
-    # On Ctrl-C these two would suggest Tuner.restore and list the unfinished trials; our own message says
-    # how to resume instead (the same command).
-    for noisy in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our progress line instead
-    started_ray = _connect(address, num_cpus)
-    import ray
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+        # On Ctrl-C these two would suggest Tuner.restore and list the unfinished trials; our own message says
+        # how to resume instead (the same command).
+        for noisy in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        # Tune logs a failed upload of its experiment state (storage unreachable) with a traceback; one line
+        # is enough, and our own error names the URI.
+        logging.getLogger("ray.tune.execution.experiment_state").addFilter(_without_traceback)
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our progress line instead
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own messages (a lost node) without colour codes
+        started_ray = _connect(address, num_cpus)
+        import ray
 
-    try:
-        x_ref = ray.put(X)  # once per run: every rung's trials and builds read their prefix of it
-        builds = _SharedBuilds(x_ref, seed, agglomerative_max_n)
-        alive = configs
-        rung_records, frames = [], []
-        stopped = 0
-        for rung, n in enumerate(sizes):
-            rows = _run_or_read_rung(run_dir, store, rung, n, alive, len(sizes), stopped, builds, seed, query_points,
-                                     exact_max_n, progress)
-            frame = _frame(rows)
-            frames.append(frame)
-            top = rung == len(sizes) - 1
-            promoted = [] if top else selection.rank_configs(frame).head(samples.promoted_count(len(alive), eta))
-            rung_records.append({"rung": rung, "n": n, "configs": len(alive),
-                                 "promoted": 0 if top else len(promoted),
-                                 "silhouette": "exact" if n <= exact_max_n else
-                                 f"query estimator, first {min(query_points, n):,} rows of the sample"})
-            if not top:
-                stopped += len(alive) - len(promoted)
-                alive = [{"model": row.model, "k": int(row.k)} for row in promoted.itertuples()]
-    finally:
-        if started_ray:
-            ray.shutdown()
+        try:
+            x_ref = ray.put(X)  # once per run: every rung's trials and builds read their prefix of it
+            builds = _SharedBuilds(x_ref, seed, agglomerative_max_n)
+            alive = configs
+            rung_records, frames = [], []
+            stopped = 0
+            for rung, n in enumerate(sizes):
+                rows = _run_or_read_rung(run_dir, store, rung, n, alive, len(sizes), stopped, builds, seed,
+                                         query_points, exact_max_n, progress)
+                frame = _frame(rows)
+                frames.append(frame)
+                top = rung == len(sizes) - 1
+                promoted = ([] if top else
+                            selection.rank_configs(frame).head(samples.promoted_count(len(alive), eta)))
+                rung_records.append({"rung": rung, "n": n, "configs": len(alive),
+                                     "promoted": 0 if top else len(promoted),
+                                     "silhouette": "exact" if n <= exact_max_n else
+                                     f"query estimator, first {min(query_points, n):,} rows of the sample"})
+                if not top:
+                    stopped += len(alive) - len(promoted)
+                    alive = [{"model": row.model, "k": int(row.k)} for row in promoted.itertuples()]
+        finally:
+            if started_ray:
+                ray.shutdown()
 
-    leaderboard = pd.concat(frames, ignore_index=True)
-    _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, time.perf_counter() - started)
+        leaderboard = pd.concat(frames, ignore_index=True)
+        _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, time.perf_counter() - started)
     return run_dir
+
+
+def _without_traceback(record):
+    """Logging filter: a record's exception as its last line appended to the message, instead of a traceback."""
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        text = str(exc).strip()
+        record.msg = f"{record.getMessage()}{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+        record.args, record.exc_info, record.exc_text = None, None, None
+    return True
 
 
 # Settings recorded only since a later version, with the value every run written before then used.
@@ -532,12 +695,18 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, builds, 
 
     relative = f"rungs/rung_{rung}.parquet"
     path = run_dir / relative
-    if path.exists() or store.fetch(run_dir, relative):
+    if path.exists() or store.fetch(relative):
         rows = pd.read_parquet(path)
         _check_rung_configs(rows, alive, path)
         return rows.to_dict("records")
 
     ledger = Ledger(run_dir / "rungs" / f"rung_{rung}.trials.jsonl")
+    if not ledger.path.exists():
+        store.fetch(f"rungs/{ledger.path.name}")  # a new head: the finished trials of a cut rung
+    cut = ledger.repair()
+    if cut:
+        print(f"[raysweep] {ledger.path}: ignored its last line ({cut} bytes), cut while being written when the "
+              "command was killed; that trial runs again", file=sys.stderr)
     done, attempts = ledger.read()
     pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
     failed = {}
@@ -554,15 +723,15 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, builds, 
         refs = {"X": builds.x_ref, **builds.launch(structures, n)}
         ledger.append({"event": "attempt", "attempt": attempts, "pending": len(pending)})
         experiment = f"rung_{rung}" if attempts == 0 else f"rung_{rung}-resume{attempts}"
-        callbacks = [_ledger_callback(ledger, attempts)]
+        callbacks = [_ledger_callback(ledger, attempts, store)]
         if progress:
             callbacks.append(ProgressLine(rung, n_rungs, n, len(alive), stopped, already_done=len(done)))
         raised = _run_rung_trials(rung, n, pending, refs, store, experiment, callbacks, seed, query_points,
                                   exact_max_n)
         failed.update({_key(row["model"], row["k"]): row for row in raised})
-        builds = [{"rung": rung, **ray.get(refs[s])[1]} for s in structures]
-        with open(run_dir / "rungs" / "builds.jsonl", "a") as handle:
-            handle.writelines(json.dumps(build) + "\n" for build in builds)
+        for structure in structures:
+            _append_line(run_dir / BUILDS, {"rung": rung, **ray.get(refs[structure])[1]})
+        store.mirror([BUILDS])
         done, attempts = ledger.read()
         finished = done.keys() | failed.keys()
         pending = [c for c in alive if _key(c["model"], c["k"]) not in finished]
@@ -575,7 +744,7 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, builds, 
         raise RuntimeError(f"rung {rung}: every trial failed; first error: {rows[0]['status']}")
     frame = _frame(rows)
     _write_table(frame, path)
-    store.mirror(run_dir, [relative])
+    store.mirror([relative])
     return frame.to_dict("records")
 
 
@@ -603,7 +772,7 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
 
     # Every build of every attempt (a rung resumed after a crash builds again, once); counts leave out a capped
     # ward tree reused from an earlier rung (listed in builds with "reused": true).
-    all_builds = _read_builds(run_dir / "rungs" / "builds.jsonl")
+    all_builds = _read_builds(run_dir / BUILDS)
     counts = {}
     for build in all_builds:
         if build.get("reused"):
@@ -646,7 +815,7 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
         "wall_seconds": seconds,
     }
     _write_json(run_dir / "run.json", run_record)
-    store.mirror(run_dir, ["leaderboard.parquet", "leaderboard.csv", "winner.json", "run.json", "plots",
+    store.mirror(["leaderboard.parquet", "leaderboard.csv", "winner.json", "run.json", "plots",
                            "tensorboard", "rungs"])
 
 
@@ -695,9 +864,12 @@ def main(argv=None):
                             k_min=args.k_min, k_max=args.k_max, k_values=_int_list(args.k_values),
                             exhaustive=args.exhaustive, results=args.results, name=args.name, address=args.address,
                             storage=args.storage, seed=args.seed, eta=args.eta, min_rung_size=args.min_rung_size)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, LockHeld) as exc:
         print(f"raysweep.tune: error: {exc}", file=sys.stderr)
         return 2
+    except (StorageUnavailable, OSError) as exc:  # a full disk or an unreachable bucket: the message names it
+        print(f"raysweep.tune: error: {exc}", file=sys.stderr)
+        return EXIT_RESUMABLE
     except SweepInterrupted as exc:
         print(f"raysweep.tune: {exc}", file=sys.stderr)
         return 130

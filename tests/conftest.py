@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import ray  # a hard dependency: a broken install must fail the suite, not skip its Ray tests
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # Tests never reach AWS: dummy credentials for boto3 and pyarrow, set before Ray starts so its workers inherit them.
@@ -14,7 +15,6 @@ os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
 @pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray instance with 2 CPUs, shared by the tests that need one."""
-    ray = pytest.importorskip("ray")
     if not ray.is_initialized():
         # address="local": a new instance, never another process's Ray that happens to run on this machine.
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -264,3 +264,29 @@ def test_secrets_never_appear_in_output_logs_or_files(small_dataset, tmp_path, c
     for secret in secrets:
         assert secret not in "".join(outputs) + caplog.text
         assert not any(secret.encode() in content for content in files)
+
+
+def test_cli_429_storm_longer_than_max_wait_stops_with_one_line_and_the_rerun_completes(small_dataset, tmp_path,
+                                                                                        credentials, capsys):
+    dataset, features, n_used = small_dataset
+    with serve(features) as fake:
+        assert main(cli(dataset, tmp_path / "undisturbed" / "out.parquet", fake)) == 0
+    capsys.readouterr()
+    # Every request after the first is told to wait 1 s: the waits add up past --max-wait 1 within one batch.
+    with serve(features, rate_limits={number: 1 for number in range(2, 100)}) as fake:
+        status = main(cli(dataset, tmp_path / "out.parquet", fake, "--max-wait", "1"))
+        assert fake.requests == 3  # batch 1, then batch 2 twice (one wait of 1 s, then the stop)
+    err = capsys.readouterr().err
+    assert status == EXIT_RESUMABLE
+    assert [line for line in err.splitlines() if not line.startswith("WARNING")] == [err.splitlines()[-1]]
+    assert err.splitlines()[-1].startswith("stopped: Spotify rate limit") and "\x1b[" not in err
+    assert f"more than --max-wait 1 s. Progress is saved in the cache; {n_used - 100} tracks remain" in err
+    assert not (tmp_path / "out.parquet").exists()
+
+    with serve(features) as fake:
+        assert main(cli(dataset, tmp_path / "out.parquet", fake)) == 0
+        assert fake.requests == math.ceil((n_used - 100) / 100)  # the first batch came from the cache
+    rerun, undisturbed = (read_feature_matrix(path) for path in (tmp_path / "out.parquet",
+                                                                 tmp_path / "undisturbed" / "out.parquet"))
+    np.testing.assert_array_equal(rerun.pid, undisturbed.pid)
+    np.testing.assert_array_equal(rerun.values, undisturbed.values)

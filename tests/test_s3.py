@@ -106,3 +106,28 @@ def test_sweep_command_on_the_bucket_and_a_new_head_reads_it_back(ray_local, s3_
     pd.testing.assert_frame_equal(pd.read_parquet(rerun_dir / "leaderboard.parquet"),
                                   pd.read_parquet(run_dir / "leaderboard.parquet"))
     assert json.loads((rerun_dir / "winner.json").read_text()) == winner
+
+
+def test_features_audio_to_a_bucket_without_cache_keeps_the_cache_in_the_working_directory(s3_endpoint, bucket,
+                                                                                            tmp_path, monkeypatch):
+    """The README's scale-out command: ``features audio --table ... --out s3://...`` with no ``--cache``."""
+    from handmade_datasets import write_dataset
+    from raysweep.features.__main__ import main as features_main
+    from raysweep.features.audio import AUDIO_FEATURES
+
+    client, name = bucket
+    uris = [f"spotify:track:t{i:05d}" for i in range(40)]
+    rng = np.random.default_rng(0)
+    dataset = write_dataset(tmp_path / "dataset", {pid: list(rng.choice(uris, size=10)) for pid in range(20)})
+    table = pd.DataFrame(rng.normal(size=(len(uris), len(AUDIO_FEATURES))), columns=list(AUDIO_FEATURES))
+    table.insert(0, "track_uri", uris)
+    table.to_parquet(tmp_path / "track_features.parquet")
+    monkeypatch.chdir(tmp_path)
+    out = _uri(s3_endpoint, name, "features/audio.parquet")
+
+    assert features_main(["audio", "--dataset", str(dataset), "--table", "track_features.parquet",
+                          "--out", out]) == 0
+
+    assert _keys(client, name) == ["features/audio.parquet"]
+    assert read_feature_matrix(out).values.shape == (20, 13)
+    assert (tmp_path / "audio_features_cache.sqlite").exists()

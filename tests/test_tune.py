@@ -22,7 +22,7 @@ from raysweep.feature_matrix import write_feature_matrix
 from raysweep.families.ward import FAMILY as WARD
 from raysweep.models import ward_labels, ward_tree
 from raysweep.selection import rank_configs
-from raysweep.tune import LEADERBOARD_COLUMNS, Ledger, main, run_sweep
+from raysweep.tune import LEADERBOARD_COLUMNS, Ledger, StorageUnavailable, _ledger_callback, main, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 PLANTED_K = 4
@@ -296,6 +296,82 @@ def test_ledger_ignores_a_last_line_cut_by_a_crash(tmp_path):
         handle.write('{"event": "result", "model": "kmeans", "k"')
     results, attempts = ledger.read()
     assert list(results) == ["kmeans:2"] and attempts == 1
+
+
+def test_ledger_repair_removes_a_cut_last_line_so_appends_stay_readable(tmp_path):
+    ledger = Ledger(tmp_path / "rung_0.trials.jsonl")
+    ledger.append({"event": "attempt", "attempt": 0})
+    with open(ledger.path, "a") as handle:
+        handle.write('{"event": "result", "model": "kmeans", "k"')
+    assert ledger.repair() == len('{"event": "result", "model": "kmeans", "k"')
+    ledger.append({"event": "result", "model": "kmeans", "k": 3})
+    assert list(ledger.read()[0]) == ["kmeans:3"]
+
+
+def test_ledger_repair_keeps_a_whole_last_line_that_lost_only_its_newline(tmp_path):
+    path = tmp_path / "rung_0.trials.jsonl"
+    path.write_text('{"event": "attempt", "attempt": 0}\n{"event": "result", "model": "gmm", "k": 2}')
+    ledger = Ledger(path)
+    assert ledger.repair() == 0
+    ledger.append({"event": "result", "model": "gmm", "k": 3})
+    assert list(ledger.read()[0]) == ["gmm:2", "gmm:3"]
+
+
+class _Bucket:
+    """A storage stand-in that records what is mirrored, or fails like an unreachable bucket."""
+
+    def __init__(self, fail=False):
+        self.mirrored, self.fail = [], fail
+
+    def mirror(self, relative_paths):
+        if self.fail:
+            raise StorageUnavailable("storage unreachable at s3://b/runs/run/rungs/rung_0.trials.jsonl")
+        self.mirrored.append(list(relative_paths))
+
+
+def _result(callback, k):
+    callback.on_trial_result(0, [], SimpleNamespace(trial_id=f"t{k}"), {"model": "kmeans", "k": k})
+
+
+def test_ledger_is_mirrored_at_most_every_mirror_seconds_and_at_the_experiment_end(tmp_path, monkeypatch):
+    import raysweep.tune as tune
+
+    clock = [100.0]
+    monkeypatch.setattr(tune.time, "monotonic", lambda: clock[0])
+    bucket = _Bucket()
+    callback = _ledger_callback(Ledger(tmp_path / "rung_0.trials.jsonl"), 0, bucket)
+    _result(callback, 2)
+    callback.on_step_end(0, [])
+    assert bucket.mirrored == []  # within MIRROR_SECONDS of the last copy
+    clock[0] += tune.MIRROR_SECONDS
+    callback.on_step_end(0, [])
+    _result(callback, 3)
+    callback.on_step_end(0, [])
+    assert bucket.mirrored == [["rungs/rung_0.trials.jsonl"]]
+    callback.on_experiment_end([])
+    assert len(bucket.mirrored) == 2
+
+
+def test_ledger_callback_keeps_the_storage_error_for_the_command(tmp_path):
+    callback = _ledger_callback(Ledger(tmp_path / "rung_0.trials.jsonl"), 0, _Bucket(fail=True))
+    _result(callback, 2)
+    with pytest.raises(StorageUnavailable, match="s3://b/runs/run/rungs/rung_0.trials.jsonl"):
+        callback.on_experiment_end([])
+    assert isinstance(callback.error, StorageUnavailable)
+
+
+def test_tune_log_records_lose_their_traceback_but_keep_the_error():
+    import logging
+
+    from raysweep.tune import _without_traceback
+
+    try:
+        raise OSError("AWS Error NETWORK_CONNECTION during PutObject\nConnection refused")
+    except OSError:
+        record = logging.LogRecord("ray.tune", logging.ERROR, __file__, 1, "Saving to %r failed with exception: ",
+                                   ("s3://b",), sys.exc_info())
+    assert _without_traceback(record)
+    assert logging.Formatter().format(record) == "Saving to 's3://b' failed with exception: OSError: Connection refused"
 
 
 def test_ledger_rejects_a_corrupt_line_before_the_last(tmp_path):

@@ -10,8 +10,10 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from raysweep.features.spotify import API_PREFIX, TOKEN_URL
+from raysweep.storage import is_uri
 
 EXIT_ERROR, EXIT_RESUMABLE, EXIT_ACCESS_DENIED = 1, 3, 4
 
@@ -32,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                                         "or track_id) + the features; missing or constant ones are left out")
     source.add_argument("--spotify", action="store_true",
                         help="fetch missing tracks from the Web API (SPOTIPY_CLIENT_ID / SPOTIPY_CLIENT_SECRET)")
-    audio.add_argument("--cache", help="SQLite track cache (default: audio_features_cache.sqlite beside --out)")
+    audio.add_argument("--cache", help="SQLite track cache (default: audio_features_cache.sqlite beside --out; "
+                                       "for an --out URI, in the working directory)")
     audio.add_argument("--columns", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
                        help="comma-separated features to use, e.g. danceability,energy,valence "
                             "(default: all 13, or those the table has)")
@@ -63,7 +66,9 @@ def _audio(args) -> int:
     from raysweep.features.spotify import AccessDenied, FetchStopped, fetch_audio_features, requests_needed, \
         spotify_client
 
-    cache = args.cache or default_cache_path(args.out)
+    # An output URI has no local folder to keep the cache beside: the working directory holds it instead (the
+    # same file name), so a rerun from the same place resumes from it.
+    cache = args.cache or default_cache_path(Path.cwd() / "features.parquet" if is_uri(args.out) else args.out)
     check_columns(args.columns)  # before any fetching
     if args.spotify:
         _, uris = dataset_track_uris(args.dataset)
