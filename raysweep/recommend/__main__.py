@@ -54,10 +54,27 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                                                          "or 2%% of the playlists when fewer)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     parser.add_argument("--methods", help=f"comma-separated subset of {', '.join(METHODS)} (default all)")
+    parser.add_argument("--configs", help="further clusterings to evaluate, e.g. kmeans:5,gmm:8")
     parser.add_argument("--winner-only", action="store_true", help="evaluate the winner, not its Pareto front")
     parser.add_argument("--track-features", help="track audio-feature table (Parquet/CSV) for the study method")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     return parser
+
+
+def _configs(text: str | None) -> list[tuple[str, int]]:
+    """``kmeans:5,gmm:8`` -> [("kmeans", 5), ("gmm", 8)]; ValueError naming --configs otherwise."""
+    from raysweep.models import MODEL_NAMES
+
+    configs = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        model, _, k = item.strip().partition(":")
+        if model not in MODEL_NAMES or not k.isdigit() or int(k) < 2:
+            raise ValueError(f"--configs {item.strip()!r}: expected MODEL:K with MODEL one of "
+                             f"{', '.join(MODEL_NAMES)} and K >= 2")
+        configs.append((model, int(k)))
+    return configs
 
 
 def _print(result, as_json: bool) -> None:
@@ -80,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             args = _evaluate_parser().parse_args(argv[1:])
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
             summary = evaluate(args.run, args.dataset, per_category=args.per_category, seed=args.seed,
-                               methods=methods, pareto=not args.winner_only, track_features=args.track_features,
+                               methods=methods, pareto=not args.winner_only, configs=_configs(args.configs), track_features=args.track_features,
                                plots=not args.no_plots)
             print(f"report: {summary['report']}")
             return 0
