@@ -37,7 +37,7 @@ class Recommendations:
     table : DataFrame with columns rank, track_uri, track_name, artist_name (one row per recommendation)
     clusters : list of int, the seed's cluster(s) in the clustering used ([] when none placed it)
     seed_tracks : int, known seed tracks used
-    title : str or None, the seed title as given
+    title : str or None, the seed title (given, or the playlist's for --pid and --playlist)
     unknown : list of str, seed URIs not in the dataset (skipped)
     """
 
@@ -159,7 +159,7 @@ class Recommender:
                               "track_name": catalog.name.take(ranked).to_pylist(),
                               "artist_name": catalog.artist_name.take(ranked).to_pylist()})
         clusters = seed_clusters(self.index, self.clustering, seed).tolist() if chosen.uses_clusters else []
-        return Recommendations(method, table, clusters, int(seed.tracks.size), title, unknown)
+        return Recommendations(method, table, clusters, int(seed.tracks.size), seed.title, unknown)
 
 
 def recommend(run: str | os.PathLike, dataset: str | os.PathLike, **seed_and_options) -> Recommendations:
