@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             args = _evaluate_parser().parse_args(argv[1:])
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
             summary = evaluate(args.run, args.dataset, per_category=args.per_category, seed=args.seed,
-                               methods=methods, pareto=not args.winner_only, configs=_configs(args.configs), track_features=args.track_features,
+                               methods=methods, pareto=not args.winner_only, configs=_configs(args.configs),
+                               track_features=args.track_features,
                                plots=not args.no_plots)
             print(f"report: {summary['report']}")
             return 0

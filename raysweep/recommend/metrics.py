@@ -6,11 +6,12 @@ Approaches Taken in the ACM RecSys Challenge 2018 for Automatic Music Playlist C
 G is the set of held-out tracks, R the ranked recommendations (at most 500), seed tracks never count.
 
 - R-precision = |G ∩ R[1:|G|]| / |G|. The rules evaluate "at both the track level (exact track match) and the
-  artist level (any track by the same artist is a match)"; the final scoring combined them as partial credit, which
-  we read (the stored sources do not give the formula in full) as: a recommendation among the first |G| that is not
-  a held-out track but is by an artist of a held-out track without a hit earns 0.25, each such artist once: (|G_T ∩ S_T| + 0.25 |G_A ∩ S_A|) / |G_T|, S_T the first |G_T| recommendations, S_A the
-  distinct artists of its non-hits, G_A the distinct artists of the held-out tracks without a hit. Both variants
-  are reported (``r_precision`` with the artist credit, ``r_precision_tracks`` without).
+  artist level (any track by the same artist is a match)"; the final scoring combined the two as partial credit,
+  which we implement as (the stored sources do not give the formula in full; this is our reading):
+  (|G_T ∩ S_T| + 0.25 |G_A ∩ S_A|) / |G_T|, with S_T the first |G_T| recommendations, S_A the distinct artists of
+  its non-hits and G_A the distinct artists of the held-out tracks without a hit: a near miss by the right artist
+  earns a quarter, each artist once. Both variants are reported (``r_precision`` with the artist credit,
+  ``r_precision_tracks`` without).
 - NDCG = DCG / IDCG, DCG = rel_1 + sum_{i>=2} rel_i / log2(i), IDCG the same with the |G ∩ R| hits ranked first
   (0 hits: NDCG 0).
 - Recommended songs clicks = floor((rank of the first hit - 1) / 10), 51 when no recommendation hits.

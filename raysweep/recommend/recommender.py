@@ -97,7 +97,7 @@ class Recommender:
     @classmethod
     def load(cls, run: str | os.PathLike, dataset: str | os.PathLike,
              track_features: str | os.PathLike | None = None) -> "Recommender":
-        """Build the index of ``dataset`` for the finalized ``run``; see :func:`raysweep.recommend.index.build_index`."""
+        """Build the index of ``dataset`` for the finalized ``run`` (:func:`raysweep.recommend.index.build_index`)."""
         _, matrix = run_features(run)
         index = build_index(dataset, matrix, track_features=track_features)
         return cls(index, final_clustering(run, index), dataset)
