@@ -172,3 +172,18 @@ def test_cli_reads_a_spotify_playlist(finalized, recommender, capsys, monkeypatc
     assert answer["seed_tracks"] == 120 and answer["unknown_uris"] == ["spotify:track:notinthedataset"]
     assert answer["title"] == "Road Trip" and len(answer["recommendations"]) == 20
     assert "skipped 1 unknown track URIs" in captured.err
+
+
+@pytest.mark.parametrize("model", ["kmeans", "agglomerative", "birch", "gmm"])
+def test_seed_placement_equals_the_models_own_predict(recommender, finalized, model):
+    from raysweep.feature_matrix import apply_scaling
+    from raysweep.models import fit_final
+
+    run, _ = finalized
+    record, _ = run_features(run)
+    index = recommender.index
+    X = apply_scaling(index.features, record["scaling"])
+    estimator = fit_final(model, 4, X, 0)
+    clustering = index.clustering(model, model, 4, estimator, record["scaling"], np.asarray(estimator.labels_))
+    placed = np.array([clustering.clusters_of(row)[0] for row in index.features[:300]])
+    assert np.array_equal(placed, np.asarray(estimator.predict(X[:300])))

@@ -30,6 +30,13 @@ from raysweep.mpd import normalize_name
 TOP_TRACKS = 2000  # popular tracks kept per cluster and overall: 500 to recommend plus up to 250 seeds and margin
 GMM_MASS = 0.8  # GMM: a seed belongs to its most probable components until they hold this much probability
 GMM_MAX_COMPONENTS = 3
+# The points whose nearest one (Euclidean, scaled space) decides the cluster in each model's own predict: KMeans and
+# the ward cut assign to the nearest cluster centre, Birch to its nearest subcluster's cluster. A query places
+# its seed against them in NumPy: scikit-learn's pairwise argmin costs 70-150 ms per single-row call on this
+# machine under load (measured), more than the whole recommendation. GMM is not nearest-centre: predict_proba.
+REFERENCE_POINTS = {"kmeans": lambda final: final.cluster_centers_,
+                    "agglomerative": lambda final: final.cluster_centers_,
+                    "birch": lambda final: final.estimator.subcluster_centers_}
 
 
 @dataclass
@@ -69,6 +76,9 @@ class Clustering:
     members : ndarray of shape (n_rows,), int64, index rows grouped by cluster
     starts : ndarray of shape (n_clusters + 1,), int64, cluster c's rows are ``members[starts[c]:starts[c + 1]]``
     popular : list of ndarray, per cluster its most frequent track ids (at most ``TOP_TRACKS``), most frequent first
+    centres : ndarray of shape (n_points, n_features) or None, the model's reference points (``REFERENCE_POINTS``);
+        None for a GMM
+    centre_labels : ndarray of shape (n_points,) or None, the cluster the model predicts for each reference point
     """
 
     name: str
@@ -80,6 +90,8 @@ class Clustering:
     members: np.ndarray
     starts: np.ndarray
     popular: list
+    centres: np.ndarray | None = None
+    centre_labels: np.ndarray | None = None
 
     def clusters_of(self, raw_features: np.ndarray) -> np.ndarray:
         """The clusters of a seed from its raw features (d,): one cluster, or a GMM's top components.
@@ -92,7 +104,8 @@ class Clustering:
             order = np.argsort(-proba)[:GMM_MAX_COMPONENTS]
             kept = np.searchsorted(np.cumsum(proba[order]), GMM_MASS) + 1  # the fewest reaching GMM_MASS
             return order[:kept]
-        return np.asarray(self.estimator.predict(scaled), dtype=np.int64)[:1]
+        nearest = np.argmin(((self.centres - scaled[0]) ** 2).sum(axis=1))
+        return self.centre_labels[nearest:nearest + 1]
 
     def rows_of(self, clusters: np.ndarray) -> np.ndarray:
         """Index rows of ``clusters``, shape (n,), int64."""
@@ -163,7 +176,13 @@ class Index:
         popular = [_top(counts.indices[counts.indptr[c]:counts.indptr[c + 1]],
                         counts.data[counts.indptr[c]:counts.indptr[c + 1]], self.popularity)
                    for c in range(n_clusters)]
-        return Clustering(name, model, int(k), estimator, scaling, labels, members, starts, popular)
+        centres = centre_labels = None
+        if model in REFERENCE_POINTS:
+            points = np.asarray(REFERENCE_POINTS[model](estimator))
+            centre_labels = np.asarray(estimator.predict(points), dtype=np.int64)  # one batch call, native dtype
+            centres = points.astype(np.float64)
+        return Clustering(name, model, int(k), estimator, scaling, labels, members, starts, popular, centres,
+                          centre_labels)
 
 
 def _grouped(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
