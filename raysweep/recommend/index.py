@@ -272,7 +272,18 @@ def build_index(dataset: str | os.PathLike, features: str | os.PathLike | Featur
 
 
 def _row_lookup(pid: np.ndarray):
-    """A vectorized pid -> row map over the sorted-or-not ``pid`` (n,); unknown pids map to -1."""
+    """A vectorized pid -> row map over ``pid`` (n,), in any order; unknown pids map to -1."""
+    if len(pid) and pid.min() >= 0 and pid.max() < 4 * len(pid) + 1024:
+        # Dense pids (the MPD's are 0..999,999): a direct table, several times faster than a binary search over
+        # the 66M entries of the full data set.
+        table = np.full(int(pid.max()) + 1, -1, dtype=np.int64)
+        table[pid] = np.arange(len(pid))
+
+        def row_of(query: np.ndarray) -> np.ndarray:
+            inside = (query >= 0) & (query < len(table))
+            return np.where(inside, table[np.where(inside, query, 0)], -1)
+
+        return row_of
     order = np.argsort(pid, kind="stable")
     sorted_pid = pid[order]
 
