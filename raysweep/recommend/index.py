@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,11 @@ class Index:
     @property
     def n_tracks(self) -> int:
         return self.by_playlist.shape[1]
+
+    @cached_property
+    def used_tracks(self) -> np.ndarray:
+        """Track ids some index playlist holds, shape (n_used,): computed once, not per query."""
+        return np.flatnonzero(self.popularity)
 
     def rows_titled(self, title: str) -> np.ndarray:
         """Index rows whose normalized title equals ``normalize_name(title)``, shape (n,), int64."""

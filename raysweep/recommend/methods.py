@@ -165,7 +165,7 @@ def _study(index: Index, clustering: Clustering, seed: Seed, n: int) -> np.ndarr
 def _random(index: Index, clustering: Clustering | None, seed: Seed, n: int) -> np.ndarray:
     # Seeded by the seed itself: the same playlist gets the same list on every run.
     rng = np.random.default_rng(zlib.crc32(seed.tracks.tobytes() + (seed.title or "").encode()))
-    used = np.flatnonzero(index.popularity)
+    used = index.used_tracks
     draw = rng.choice(used, size=min(used.size, n + seed.tracks.size), replace=False)
     return _distinct([draw], seed.tracks, n)
 
