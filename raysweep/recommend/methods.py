@@ -186,8 +186,9 @@ METHODS = {method.name: method for method in (
            "its mean features (a GMM gives its most probable components, up to 3, until they hold 80% of the "
            "probability); among that cluster's playlists sharing a seed track, the 100 most similar by cosine of "
            "their track sets vote for their tracks with their similarity (playlist-based kNN, the neighbourhood "
-           "method of many RecSys Challenge 2018 entries; Zamani et al. 2019, section 5). A query touches only "
-           "the cluster's playlists that share a seed track. Title-only seeds get the popular tracks of the "
+           "method of many RecSys Challenge 2018 entries; Zamani et al. 2019, section 5). A query gathers the "
+           "playlists sharing a seed track (one row gather of the track x playlist matrix) and keeps the "
+           "cluster's; it never scans all playlists. Title-only seeds get the popular tracks of the "
            "cluster holding most playlists of that normalized title; short lists are filled with the cluster's "
            "popular tracks."),
     Method("cooccurrence", False, _cooccurrence,
