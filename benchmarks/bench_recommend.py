@@ -113,6 +113,8 @@ def main() -> int:
     record["rss_after_load_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     record["latency"] = latency(recommender, args.queries)
     record["load_average_after_latency"] = [round(x, 2) for x in os.getloadavg()]
+    # On stderr now: the evaluation takes minutes, and these figures stand on their own if it is cut short.
+    print(f"bench_recommend: load and latency {json.dumps(record)}", file=sys.stderr, flush=True)
     del recommender
     if not args.no_evaluation:
         started = time.perf_counter()
