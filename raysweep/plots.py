@@ -223,3 +223,41 @@ def plot_cluster_names(names, path, per_cluster=8):
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(path, dpi=110)
     return path
+
+
+def plot_recommend_metrics(table: pd.DataFrame, path):
+    """The recommender's metrics per challenge category, one bar per method (and clustering). Returns ``path``.
+
+    Parameters
+    ----------
+    table : DataFrame with columns category, method (the label of a bar), r_precision, ndcg, clicks; one row per
+        category and method, categories in the order to draw
+    path : where to write the PNG
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    categories = list(dict.fromkeys(table["category"]))
+    methods = list(dict.fromkeys(table["method"]))
+    panels = (("r_precision", "R-precision (artist credit)"), ("ndcg", "NDCG"),
+              ("clicks", "recommended songs clicks (lower is better)"))
+    fig = Figure(figsize=(min(16.0, max(9.0, 0.12 * len(categories) * len(methods))), 3.2 * len(panels)),
+                 layout="constrained")
+    from matplotlib import colormaps
+
+    # tab20 keeps up to 20 bars apart (the default cycle repeats after 10); more wrap around
+    colours = [colormaps["tab20"](j % 20) for j in range(len(methods))]
+    axes = fig.subplots(len(panels), 1, sharex=True)
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(categories))
+    for ax, (column, label) in zip(axes, panels):
+        for j, method in enumerate(methods):
+            rows = table[table["method"] == method].set_index("category").reindex(categories)
+            ax.bar(x + (j - (len(methods) - 1) / 2) * width, rows[column].to_numpy(dtype=float), width,
+                   label=method, color=colours[j])
+        ax.set_ylabel(label, fontsize=8)
+    axes[-1].set_xticks(x, categories, rotation=30, ha="right", fontsize=8)
+    axes[0].legend(fontsize=7, ncol=min(4, len(methods)), loc="upper left")
+    fig.suptitle("Playlist continuation, RecSys Challenge 2018 metrics over 500 recommendations")
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,15 @@
+"""The index's pid -> row map, dense and sparse pids."""
+
+import numpy as np
+import pytest
+
+from raysweep.recommend.index import _row_lookup
+
+
+@pytest.mark.parametrize("spread", [1, 10**7])  # MPD-like dense pids (a direct table) and sparse ones (a search)
+def test_row_lookup_maps_known_pids_to_rows_and_others_to_minus_one(spread):
+    rng = np.random.default_rng(0)
+    pid = (rng.permutation(1000)[:700] * spread).astype(np.int64)
+    query = np.concatenate([rng.integers(-5, pid.max() + 10, 5000), pid])
+    rows = {p: i for i, p in enumerate(pid.tolist())}
+    assert np.array_equal(_row_lookup(pid)(query), np.array([rows.get(q, -1) for q in query.tolist()]))
