@@ -47,12 +47,12 @@ def marked_trial(config, data):
     return sweep_trial(config, data)
 
 
-def marked_build(structure, X, n, seed, ward_max_n):
+def marked_build(structure, X, n, seed, **options):
     from raysweep._trainable import build_shared
 
     _mark("build", {"structure": structure, "n": int(n)})
     time.sleep(BUILD_DELAY)
-    return build_shared(structure, X, n, seed, ward_max_n)
+    return build_shared(structure, X, n, seed, **options)
 
 
 def _die():
