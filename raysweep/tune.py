@@ -625,9 +625,10 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         # how to resume instead (the same command).
         for noisy in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-        # Tune logs a failed upload of its experiment state (storage unreachable) with a traceback; one line
-        # is enough, and our own error names the URI.
-        logging.getLogger("ray.tune.execution.experiment_state").addFilter(_without_traceback)
+        # Tune logs a failed upload of its experiment state, and Ray a trial folder it cannot create (storage
+        # unreachable), with a traceback; one line is enough, and our own error names the URI.
+        for storage_logger in ("ray.tune.execution.experiment_state", "ray.train._internal.storage"):
+            logging.getLogger(storage_logger).addFilter(_without_traceback)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables, our progress line instead
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # Ray's own messages (a lost node) without colour codes
         started_ray = _connect(address, num_cpus)
