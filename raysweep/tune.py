@@ -48,6 +48,8 @@ from raysweep import samples, selection
 from raysweep.feature_matrix import read_feature_matrix
 from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.models import AGGLOMERATIVE_MAX_N, GMM_MAX_N, birch_method
+from raysweep.null_model import METHOD as NULL_METHOD
+from raysweep.null_model import null_scores
 from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
 from raysweep.storage import LockHeld, atomic_file, exclusive_lock, filesystem_and_path, is_uri
 
@@ -57,6 +59,7 @@ TRIAL_RETRIES = 2  # Ray Tune's own retries of a trial whose actor or node was l
 MIRROR_SECONDS = 5.0  # longest time a trial result stays only on the head's disk when --storage is a URI
 EXIT_RESUMABLE = 3  # stopped by the environment (storage unreachable, disk full), everything finished kept
 BUILDS = "rungs/builds.jsonl"  # one line per shared build (ward tree, CF-tree) of every attempt
+NULL_SCORES = "rungs/null_scores.parquet"  # the scores of data without clusters per k, which the rule compares with
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "min_cluster_size", "min_cluster_share", "max_cluster_share",
                        "fit_seconds", "status", "warnings", "trial_id", "score_seconds", "shared_build", "node_id"]
@@ -619,6 +622,7 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
 
         order = samples.permutation(n_total, seed)
         X = np.ascontiguousarray(matrix.scaled()[order[: sizes[-1]]])
+        null = _null_scores(run_dir, store, X, [config["k"] for config in configs], seed)
 
         logging.getLogger("ray.tune").setLevel(logging.WARNING)
         # On Ctrl-C these two would suggest Tuner.restore and list the unfinished trials; our own message says
@@ -647,7 +651,7 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
                 frames.append(frame)
                 top = rung == len(sizes) - 1
                 promoted = ([] if top else
-                            selection.rank_configs(frame).head(samples.promoted_count(len(alive), eta)))
+                            selection.rank_configs(frame, null=null).head(samples.promoted_count(len(alive), eta)))
                 rung_records.append({"rung": rung, "n": n, "configs": len(alive),
                                      "promoted": 0 if top else len(promoted),
                                      "silhouette": "exact" if n <= exact_max_n else
@@ -660,8 +664,22 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
                 ray.shutdown()
 
         leaderboard = pd.concat(frames, ignore_index=True)
-        _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, time.perf_counter() - started)
+        _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, null,
+                       time.perf_counter() - started)
     return run_dir
+
+
+def _null_scores(run_dir, store, X, k_values, seed):
+    """The null's scores per k (:mod:`raysweep.null_model`): read from the run folder, else computed once."""
+    path = run_dir / NULL_SCORES
+    if not path.exists():
+        store.fetch(NULL_SCORES)
+    if path.exists():
+        return pd.read_parquet(path).set_index("k")
+    null = null_scores(X, k_values, seed)
+    _write_table(null.reset_index(), path)
+    store.mirror([NULL_SCORES])
+    return null
 
 
 def _without_traceback(record):
@@ -757,13 +775,14 @@ def _check_rung_configs(rows, alive, path):
                          "inconsistent: delete it or use another --name")
 
 
-def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, seconds):
+def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling, null, seconds):
     from raysweep.plots import write_plots
 
     _write_table(leaderboard, run_dir / "leaderboard.parquet", run_dir / "leaderboard.csv")
     top = leaderboard[leaderboard["rung"] == leaderboard["rung"].max()]
     k_values = settings["k_values"] or [settings["k_min"], settings["k_max"]]
-    winner = selection.select_winner(top, k_range=(min(k_values), max(k_values)))
+    winner = selection.select_winner(top, k_range=(min(k_values), max(k_values)), null=null)
+    winner["null_model"] = {"method": NULL_METHOD, "n": int(null["n"].iloc[0]), "path": NULL_SCORES}
     eta = settings["eta"]
     winner["promotion"] = {"rule": PROMOTION_RULE.format(eta=eta), "reasoning": PROMOTION_REASONING,
                            "exhaustive": settings["exhaustive"]}
