@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from raysweep.families import get_family
+from raysweep.scores import cluster_centroids
 
 STABILITY_FRACTIONS = (0.02, 0.10)  # the original study's two sample sizes
 MIN_ROWS_PER_CLUSTER = 10  # a stability sample smaller than this many rows per cluster is skipped, not scored
@@ -75,14 +76,12 @@ def cluster_profiles(labels: np.ndarray, values: np.ndarray, columns: list[str])
     -------
     DataFrame with one row per non-empty cluster: cluster, size, share, ``mean_<column>`` per feature
     """
-    k = int(labels.max()) + 1
-    sizes = np.bincount(labels, minlength=k)
+    sizes, means = cluster_centroids(values, labels)
     present = np.flatnonzero(sizes)
     profile = {"cluster": present.astype(np.int32), "size": sizes[present].astype(np.int64),
                "share": sizes[present] / len(labels)}
     for j, column in enumerate(columns):
-        sums = np.bincount(labels, weights=values[:, j].astype(np.float64), minlength=k)
-        profile[f"mean_{column}"] = sums[present] / sizes[present]
+        profile[f"mean_{column}"] = means[present, j]
     return pd.DataFrame(profile)
 
 
