@@ -1,4 +1,7 @@
-"""The whole finalize step, :func:`finalize`: read, refit, assign, check stability, describe, write ``final/``."""
+"""The whole finalize step, :func:`finalize`: read, refit, assign, check stability, describe, write ``final/``.
+
+:class:`FinalizeSettings` holds what to refit and what to write (the command's options).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,27 +30,49 @@ from raysweep.storage import atomic_dir
 PLOT_SAMPLE = 20_000  # points in the 2-D projection plot
 
 
-def finalize(run: str | os.PathLike, model: str | None = None, k: int | None = None,
-             features: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None,
-             fractions=STABILITY_FRACTIONS, plot_sample: int = PLOT_SAMPLE, plots: bool = True,
-             quiet: bool = False) -> dict:
-    """Refit the winner (or ``model`` and ``k``) on every playlist and write ``RUN/final/``.
+@dataclass(frozen=True)
+class FinalizeSettings:
+    """What :func:`finalize` refits and what it writes; the defaults are the command's.
 
-    Parameters
+    Attributes
     ----------
-    run : sweep run folder (``RESULTS/RUN``) holding run.json and winner.json
-    model, k : refit this configuration instead of the winner (both or neither)
+    model, k : refit this configuration instead of the sweep's winner (both or neither)
     features : feature matrix to use instead of the one named in run.json (same playlists and columns)
     dataset : ingest output folder; adds the top playlist names, artists and tracks per cluster
     fractions : sample fractions for the stability check
     plot_sample : points in the 2-D projection plot
     plots : draw the plots (they need matplotlib; without it they are skipped with a message)
     quiet : no progress lines on stderr
+    """
+
+    model: str | None = None
+    k: int | None = None
+    features: str | os.PathLike | None = None
+    dataset: str | os.PathLike | None = None
+    fractions: tuple[float, ...] = STABILITY_FRACTIONS
+    plot_sample: int = PLOT_SAMPLE
+    plots: bool = True
+    quiet: bool = False
+
+
+def finalize(run: str | os.PathLike, settings: FinalizeSettings | None = None, **options) -> dict:
+    """Refit the winner (or ``model`` and ``k``) on every playlist and write ``RUN/final/``.
+
+    Parameters
+    ----------
+    run : sweep run folder (``RESULTS/RUN``) holding run.json and winner.json
+    settings : FinalizeSettings, default=None
+        None: the command's defaults.
+    **options
+        Fields of :class:`FinalizeSettings` to set, e.g. ``finalize(run, model="gmm", k=20, plots=False)``.
 
     Returns
     -------
     summary : dict, the contents of final/final.json; ``summary["report"]`` is the report's path
     """
+    settings = replace(settings or FinalizeSettings(), **options)
+    model, k, features, dataset = settings.model, settings.k, settings.features, settings.dataset
+    fractions, plot_sample, plots, quiet = settings.fractions, settings.plot_sample, settings.plots, settings.quiet
     from raysweep.models import fit_final
     from raysweep.samples import permutation
 
