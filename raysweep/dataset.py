@@ -55,7 +55,7 @@ def open_table(dataset: str | os.PathLike, name: str, columns: list[str]) -> pad
 
 
 class PidIndex:
-    """The row of each pid in an array of distinct pids (any order): a vectorized pid -> row lookup.
+    """A vectorized pid -> integer lookup over distinct pids in any order: by default each pid's row.
 
     Dense pids (the MPD's are 0..999,999) get a direct table, several times faster than a binary search over the
     66M entries of the full data set; sparse ones a sorted copy and a binary search.
@@ -63,54 +63,62 @@ class PidIndex:
     Parameters
     ----------
     pid : array-like of int of shape (n,)
-        Distinct pids; row ``i`` is ``pid[i]``.
+        Distinct pids.
+    values : array-like of int >= 0 of shape (n,), default=None
+        What ``pid[i]`` maps to (e.g. its cluster); None: its row ``i``. Looking values up directly saves a
+        gather per query over looking rows up and then indexing.
     source : str, default="the index"
-        What holds these pids, for the error of :meth:`known_rows` (e.g. ``"playlists/"``).
+        What holds these pids, for the error of :meth:`lookup_known` (e.g. ``"playlists/"``).
 
     Examples
     --------
     >>> index = PidIndex([7, 3, 5], source="playlists/")
-    >>> index.rows(np.array([5, 4, 7])).tolist()
+    >>> index.lookup(np.array([5, 4, 7])).tolist()
     [2, -1, 0]
-    >>> index.known_rows(np.array([3, 4]), where="playlist_tracks/")
+    >>> PidIndex([7, 3, 5], values=[1, 1, 0]).lookup(np.array([5, 4, 7])).tolist()
+    [0, -1, 1]
+    >>> index.lookup_known(np.array([3, 4]), where="playlist_tracks/")
     Traceback (most recent call last):
     ...
     ValueError: playlist_tracks/ references pid 4 that is not in playlists/
     """
 
-    def __init__(self, pid, source: str = "the index"):
+    def __init__(self, pid, values=None, source: str = "the index"):
         self.pid = np.asarray(pid)
-        self.source = source
         n = len(self.pid)
-        self._table = self._sorted = self._order = None
+        values = np.arange(n, dtype=np.int64) if values is None else np.asarray(values)
+        if values.shape != self.pid.shape:
+            raise ValueError(f"values must have one entry per pid ({n}), got shape {values.shape}")
+        self.source = source
+        self._table = self._sorted = self._values = None
         if n and self.pid.min() >= 0 and self.pid.max() < 4 * n + 1024:
-            self._table = np.full(int(self.pid.max()) + 1, -1, dtype=np.int64)
-            self._table[self.pid] = np.arange(n)
+            self._table = np.full(int(self.pid.max()) + 1, -1, dtype=values.dtype)
+            self._table[self.pid] = values
         else:
-            self._order = np.argsort(self.pid, kind="stable")
-            self._sorted = self.pid[self._order]
+            order = np.argsort(self.pid, kind="stable")
+            self._sorted, self._values = self.pid[order], values[order]
 
     def __len__(self) -> int:
         return len(self.pid)
 
-    def rows(self, query: np.ndarray) -> np.ndarray:
-        """Row of each pid of ``query`` (m,), int64, shape (m,); -1 for a pid not in the index."""
+    def lookup(self, query: np.ndarray) -> np.ndarray:
+        """The value (by default the row) of each pid of ``query``, shape (m,); -1 for a pid not in the index."""
         query = np.asarray(query)
         if self._table is not None:
             inside = (query >= 0) & (query < len(self._table))
-            return np.where(inside, self._table[np.where(inside, query, 0)], -1)
+            return np.where(inside, self._table[np.where(inside, query, 0)], -1).astype(self._table.dtype, copy=False)
         if len(self._sorted) == 0:
-            return np.full(len(query), -1, dtype=np.int64)
+            return np.full(len(query), -1, dtype=self._values.dtype)
         position = np.minimum(np.searchsorted(self._sorted, query), len(self._sorted) - 1)
-        return np.where(self._sorted[position] == query, self._order[position], -1).astype(np.int64)
+        return np.where(self._sorted[position] == query, self._values[position], -1).astype(self._values.dtype, copy=False)
 
-    def known_rows(self, query: np.ndarray, where: str) -> np.ndarray:
-        """Like :meth:`rows`, but a pid not in the index is a ValueError naming ``where`` and the unknown pids."""
-        rows = self.rows(query)
-        unknown = rows < 0
+    def lookup_known(self, query: np.ndarray, where: str) -> np.ndarray:
+        """Like :meth:`lookup`, but a pid not in the index is a ValueError naming ``where`` and the unknown pids."""
+        found = self.lookup(query)
+        unknown = found < 0
         if unknown.any():
             missing = np.unique(np.asarray(query)[unknown])
             more = (f" ({len(missing) - 1:,} more unknown pids, e.g. {', '.join(map(str, missing[1:6]))})"
                     if len(missing) > 1 else "")
             raise ValueError(f"{where} references pid {missing[0]} that is not in {self.source}{more}")
-        return rows
+        return found

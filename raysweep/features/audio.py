@@ -298,7 +298,7 @@ def playlist_track_sums(dataset: str | os.PathLike, pid: np.ndarray, track_value
     n_with = np.zeros(n_playlists, dtype=np.int64)
     filled = np.where(track_has_features[:, None], track_values, 0.0)
     for batch in entries.to_batches(columns=["pid", "track_id"]):
-        row = playlist_rows.known_rows(batch.column("pid").to_numpy(), where=f"dataset {dataset}: playlist_tracks")
+        row = playlist_rows.lookup_known(batch.column("pid").to_numpy(), where=f"dataset {dataset}: playlist_tracks")
         tid = batch.column("track_id").to_numpy().astype(np.int64)
         if len(tid) and (tid.min() < 0 or tid.max() >= n_tracks):
             raise ValueError(f"dataset {dataset}: playlist_tracks holds track_id outside 0..{n_tracks - 1}")

@@ -50,7 +50,7 @@ def playlist_track_matrix(dataset: str | os.PathLike) -> tuple[sp.csr_matrix, np
     filled = 0
     playlist_rows = PidIndex(pid, source="playlists/")
     for batch in entries.to_batches(columns=["pid", "track_id"]):
-        row = playlist_rows.known_rows(batch.column("pid").to_numpy(), where=f"dataset {dataset}: playlist_tracks")
+        row = playlist_rows.lookup_known(batch.column("pid").to_numpy(), where=f"dataset {dataset}: playlist_tracks")
         tid = batch.column("track_id").to_numpy()
         if len(tid) and (tid.min() < 0 or tid.max() >= n_tracks):
             raise ValueError(f"dataset {dataset}: playlist_tracks holds track_id outside 0..{n_tracks - 1}")

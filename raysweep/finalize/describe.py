@@ -45,7 +45,7 @@ def describe_from_dataset(dataset: str | os.PathLike, pid: np.ndarray, labels: n
     playlists, tracks, entries = check_dataset(dataset, pid)
     playlists, tracks = playlists.to_table(), tracks.to_table()
     playlist_pid = playlists.column("pid").to_numpy()
-    cluster_of = _cluster_lookup(pid, labels)
+    cluster_of = PidIndex(pid, values=np.asarray(labels, dtype=np.int32)).lookup  # -1: a pid without a cluster
     clusters = np.unique(labels)
 
     names = pc.dictionary_encode(playlists.column("name_normalized").combine_chunks())
@@ -113,7 +113,7 @@ def check_dataset(dataset: str | os.PathLike, pid: np.ndarray):
     playlists = _dataset(dataset, "playlists", ["pid", "name_normalized"])
     tracks = _dataset(dataset, "tracks", ["track_id", "track_uri", "track_name", "artist_uri", "artist_name"])
     entries = _dataset(dataset, "playlist_tracks", ["pid", "track_id"])
-    known = PidIndex(playlists.to_table(columns=["pid"]).column("pid").to_numpy()).rows(pid) >= 0
+    known = PidIndex(playlists.to_table(columns=["pid"]).column("pid").to_numpy()).lookup(pid) >= 0
     if not known.all():
         examples = ", ".join(str(p) for p in pid[~known][:5])
         raise ValueError(f"dataset {dataset}: {int((~known).sum()):,} of the feature matrix's {len(pid):,} pids "
@@ -124,17 +124,6 @@ def check_dataset(dataset: str | os.PathLike, pid: np.ndarray):
 def _dataset(dataset, name: str, columns: list[str]):
     part = open_table(dataset, name, columns)
     return part.replace_schema(pa.schema([part.schema.field(c) for c in columns]))
-
-
-def _cluster_lookup(pid: np.ndarray, labels: np.ndarray):
-    """A vectorized pid -> cluster map; pids not in ``pid`` map to -1."""
-    index = PidIndex(pid)
-
-    def cluster_of(query: np.ndarray) -> np.ndarray:
-        rows = index.rows(query)
-        return np.where(rows >= 0, labels[rows], -1).astype(np.int32)
-
-    return cluster_of
 
 
 def _top_counts(group: np.ndarray, clusters: np.ndarray, top: int,

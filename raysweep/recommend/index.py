@@ -244,7 +244,7 @@ def build_index(dataset: str | os.PathLike, features: str | os.PathLike | Featur
     keep = np.ones(len(matrix.pid), dtype=bool) if exclude_pids is None else ~np.isin(matrix.pid, exclude_pids)
     pid = matrix.pid[keep]
     values = np.ascontiguousarray(matrix.values[keep])
-    row_of = PidIndex(pid).rows
+    row_of = PidIndex(pid).lookup
 
     entries = open_table(dataset, "playlist_tracks", ["pid", "track_id"]).to_table(columns=["pid", "track_id"])
     row = row_of(entries.column("pid").to_numpy())
