@@ -2,7 +2,26 @@
 
 Stages, one module each, in data-flow order: ``synth`` (MPD-format generator), ``ingest`` (slices to Parquet),
 ``features`` (playlist feature matrix), ``tune`` (the sweep), ``finalize`` (refit the winner).
-Shared pieces: ``models``, ``scores``, ``selection``, ``storage``, ``plots``.
+Shared pieces: ``dataset``, ``models``, ``scores``, ``selection``, ``storage``, ``plots``.
+
+For notebooks: ``raysweep.finalize_run(run) -> FinalResult`` (:mod:`raysweep.finalize.api`). It is imported on
+first use, so ``import raysweep.selection`` and the other light modules do not pay for scikit-learn and pandas.
 """
 
+import importlib
+
 __version__ = "0.1.0"
+
+# Notebook API: name -> module defining it, imported on first access (PEP 562).
+_API = {"finalize_run": "raysweep.finalize.api", "FinalResult": "raysweep.finalize.api"}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'raysweep' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_API])
