@@ -265,7 +265,8 @@ def _summary(run, dataset, record, winner, split, index, refits, runs, table, st
                           "index" + ("; the co-occurrence embedding's SVD also saw their tracks"
                                      if index.feature_source == "cooccurrence" else "")},
         "recommendations": N_RECOMMENDATIONS,
-        "metrics": {"r_precision": "track hits in the first |G| plus 0.25 per artist credit, over |G|",
+        "metrics": {"r_precision": "(track hits in the first |G| + 0.25 x held-out artists among the first |G|'s "
+                                   "non-hits) / |G| (Chen et al., RecSys 2018)",
                     "r_precision_tracks": "track hits in the first |G|, over |G|",
                     "ndcg": "DCG = rel_1 + sum_{i>=2} rel_i / log2(i); IDCG over the hits",
                     "clicks": "floor((first hit rank - 1) / 10), 51 without a hit"},
