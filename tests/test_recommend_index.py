@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from raysweep.recommend.index import _row_lookup
+from raysweep.recommend.index import TOP_TRACKS, _row_lookup, _top
 
 
 @pytest.mark.parametrize("spread", [1, 10**7])  # MPD-like dense pids (a direct table) and sparse ones (a search)
@@ -13,3 +13,13 @@ def test_row_lookup_maps_known_pids_to_rows_and_others_to_minus_one(spread):
     query = np.concatenate([rng.integers(-5, pid.max() + 10, 5000), pid])
     rows = {p: i for i, p in enumerate(pid.tolist())}
     assert np.array_equal(_row_lookup(pid)(query), np.array([rows.get(q, -1) for q in query.tolist()]))
+
+
+@pytest.mark.parametrize("n", [10, TOP_TRACKS, TOP_TRACKS + 1, 50_000])
+def test_top_tracks_equal_a_full_sort_by_count_popularity_and_id(n):
+    rng = np.random.default_rng(n)
+    tracks = rng.permutation(200_000)[:n]
+    counts = rng.zipf(1.5, n).astype(np.float32)  # many ties, as cluster counts have
+    popularity = rng.integers(0, 5, 200_000)
+    full = tracks[np.lexsort((tracks, -popularity[tracks], -counts))][:TOP_TRACKS]
+    assert np.array_equal(_top(tracks, counts, popularity), full)

@@ -203,6 +203,9 @@ def _grouped(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _top(tracks: np.ndarray, counts: np.ndarray, popularity: np.ndarray, top: int = TOP_TRACKS) -> np.ndarray:
     """The ``top`` tracks by count, ties to the overall more popular, then the smaller id."""
+    if len(counts) > top:  # only tracks counted at least as often as the top-th can be among the top: sort those
+        kept = counts >= np.partition(counts, len(counts) - top)[len(counts) - top]
+        tracks, counts = tracks[kept], counts[kept]
     order = np.lexsort((tracks, -popularity[tracks], -counts))[:top]
     return tracks[order].astype(np.int64)
 
