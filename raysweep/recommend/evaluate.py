@@ -369,6 +369,7 @@ def render_report(summary: dict, table: pd.DataFrame, refits: list[Refit]) -> st
         lines += ["", "## Plot", "", f"![metrics per category and method]({summary['plot']})"]
     lines += ["", "Files: `evaluation.json` (everything above), `evaluation.csv` (one row per category, "
               "method and clustering), `refits/` (the clusterings refitted on the training playlists, reused by "
-              "the next evaluation of the same split).", "",
+              "the next evaluation of the same split), `index-evaluation/` (the training playlists' index, loaded by the "
+              "next evaluation while dataset, features and split are unchanged).", "",
               f"Evaluated in {summary['seconds']['total']:.1f} s."]
     return "\n".join(lines) + "\n"
