@@ -15,16 +15,40 @@ def test_r_precision_counts_hits_among_the_first_g_only():
     assert result.r_precision == pytest.approx(0.5)  # no artists given: no artist credit
 
 
-def test_artist_credit_is_a_quarter_per_artist_of_an_unmatched_held_out_track():
-    artist = np.array([0, 0, 1, 2, 3, 3, 0])  # tracks 0..6
-    # G = {0, 2, 4}; R[1:3] = 1 (artist 0, of held-out 0: credit), 3 (artist 2: no), 2 (hit).
+def test_artist_credit_is_a_quarter_per_held_out_artist_among_the_non_hits():
+    artist = np.array([0, 0, 1, 2, 3, 3, 0, 4])  # tracks 0..7
+    # G = {0, 2, 4}, G_A = {0, 1, 3}; R[1:3] = 1 (artist 0: in G_A), 3 (artist 2: not), 2 (a hit).
+    # S_A = artists of the non-hits {1, 3} = {0, 2}; |S_A ∩ G_A| = 1: (1 + 0.25) / 3.
     result = score(np.array([1, 3, 2]), np.array([0, 2, 4]), artist)
     assert result.r_precision_tracks == pytest.approx(1 / 3)
     assert result.r_precision == pytest.approx((1 + 0.25) / 3)
-    # Two non-hits by the same artist earn the credit once ...
+
+
+def test_artist_credit_counts_each_artist_once():
+    artist = np.array([0, 0, 1, 2, 3, 3, 0, 4])
+    # G = {0, 4}; R[1:2] = 1, 6: two non-hits by artist 0 (of held-out 0) earn one quarter: 0.25 / 2.
     assert score(np.array([1, 6]), np.array([0, 4]), artist).r_precision == pytest.approx(0.25 / 2)
-    # ... and the artist of a matched track earns nothing more.
-    assert score(np.array([1, 0]), np.array([0, 4]), artist).r_precision == pytest.approx(1 / 2)
+
+
+def test_artist_credit_includes_the_artist_of_a_hit():
+    artist = np.array([0, 0, 1, 2, 3, 3, 0, 4])
+    # G = {0, 4}; R[1:2] = 1 (artist 0, a near miss), 0 (a hit by artist 0): G_A = {0, 3}, S_A = {0}:
+    # (1 + 0.25) / 2, as the winner's evaluator scores it (the hit itself earns no artist credit).
+    assert score(np.array([1, 0]), np.array([0, 4]), artist).r_precision == pytest.approx((1 + 0.25) / 2)
+    # A hit alone earns no credit for its own artist: R[1:2] = 0 (hit), 7 (artist 4, not in G_A).
+    assert score(np.array([0, 7]), np.array([0, 4]), artist).r_precision == pytest.approx(1 / 2)
+
+
+def test_artist_credit_looks_only_at_the_first_g_recommendations():
+    artist = np.array([0, 0, 1, 2, 3, 3, 0, 4])
+    # G = {0, 4}; the near miss 1 (artist 0) comes 3rd, after R[1:2] = 7, 2 (artists 4, 1: not in G_A).
+    result = score(np.array([7, 2, 1]), np.array([0, 4]), artist)
+    assert result.r_precision == pytest.approx(0.0)
+
+
+def test_perfect_recommendations_score_one_with_the_artist_credit():
+    artist = np.array([0, 0, 1, 2, 3, 3, 0, 4])
+    assert score(np.array([0, 1, 4]), np.array([0, 1, 4]), artist).r_precision == pytest.approx(1.0)
 
 
 def test_ndcg_uses_the_challenge_discounts():

@@ -1,7 +1,9 @@
 """Offline evaluation: ``python -m raysweep.recommend evaluate --run RUN --dataset OUT``.
 
 1. A held-out split like the challenge set (:mod:`raysweep.recommend.split`), seeded.
-2. The index of every other playlist of the feature matrix: held-out playlists add nothing to any count.
+2. The index of every other playlist of the feature matrix: held-out playlists add nothing to any count. It is
+   saved in ``RUN/recommend/index-evaluation/`` and loaded from there while dataset, features and split are
+   unchanged (:mod:`raysweep.recommend.index_store`).
 3. The clusterings: the sweep's winner and every config on ``winner.json``'s Pareto front (plus ``configs``),
    each refitted once with :func:`raysweep.models.fit_final` the way finalize refits, but on the training
    playlists only, so the clusters evaluated never saw a held-out playlist. Refits are kept in
@@ -32,12 +34,14 @@ import pandas as pd
 
 from raysweep.feature_matrix import apply_scaling
 from raysweep.recommend.index import Clustering, Index, build_index
+from raysweep.recommend.index_store import cached_index
 from raysweep.recommend.methods import METHODS, Method, Seed, get_method
 from raysweep.recommend.metrics import METRICS, N_RECOMMENDATIONS, score
 from raysweep.recommend.recommender import run_features
 from raysweep.recommend.split import CATEGORIES, HeldOut, make_split
 
 ALL = "all"  # the overall row of the tables
+EVALUATION_INDEX_FOLDER = "index-evaluation"  # the saved index of the training playlists
 CHALLENGE_WINNER = {"r_precision": 0.2241, "ndcg": 0.3946, "clicks": 1.784}  # vl6, main track (Zamani et al.)
 
 
@@ -144,7 +148,8 @@ def summarize(runs: list[MethodRun]) -> pd.DataFrame:
 
 def evaluate(run: str | os.PathLike, dataset: str | os.PathLike, per_category: int | None = None, seed: int = 0,
              methods: list[str] | None = None, pareto: bool = True, configs: list[tuple[str, int]] = (),
-             track_features: str | os.PathLike | None = None, plots: bool = True, quiet: bool = False) -> dict:
+             track_features: str | os.PathLike | None = None, plots: bool = True, quiet: bool = False,
+             index_cache: bool = True) -> dict:
     """Run the offline evaluation of ``run`` on ``dataset`` and write ``RUN/recommend/`` (module docstring).
 
     Parameters
@@ -159,6 +164,8 @@ def evaluate(run: str | os.PathLike, dataset: str | os.PathLike, per_category: i
     track_features : track audio-feature table for the study method (see ``build_index``)
     plots : draw ``plots/metrics.png`` (needs matplotlib; skipped with a message without it)
     quiet : no progress lines
+    index_cache : keep the training playlists' index in ``RUN/recommend/index-evaluation/`` and load it from
+        there while the dataset, features and split are unchanged (:func:`raysweep.recommend.index_store.cached_index`)
 
     Returns
     -------
@@ -183,7 +190,11 @@ def evaluate(run: str | os.PathLike, dataset: str | os.PathLike, per_category: i
     if len(split.pid) == 0:
         raise ValueError(f"dataset {dataset}: no playlist qualifies for any challenge category")
     say(f"split: {len(split.pid):,} held-out playlists")
-    index = build_index(dataset, matrix, exclude_pids=split.pid, track_features=track_features)
+    if index_cache:
+        index = cached_index(run / "recommend" / EVALUATION_INDEX_FOLDER, dataset, matrix, exclude_pids=split.pid,
+                             track_features=track_features, say=say)
+    else:
+        index = build_index(dataset, matrix, exclude_pids=split.pid, track_features=track_features)
     say(f"index: {len(index.pid):,} training playlists, {index.by_playlist.nnz:,} playlist-track pairs")
 
     refits = []
@@ -265,7 +276,8 @@ def _summary(run, dataset, record, winner, split, index, refits, runs, table, st
                           "index" + ("; the co-occurrence embedding's SVD also saw their tracks"
                                      if index.feature_source == "cooccurrence" else "")},
         "recommendations": N_RECOMMENDATIONS,
-        "metrics": {"r_precision": "track hits in the first |G| plus 0.25 per artist credit, over |G|",
+        "metrics": {"r_precision": "(track hits in the first |G| + 0.25 x held-out artists among the first |G|'s "
+                                   "non-hits) / |G| (Chen et al., RecSys 2018)",
                     "r_precision_tracks": "track hits in the first |G|, over |G|",
                     "ndcg": "DCG = rel_1 + sum_{i>=2} rel_i / log2(i); IDCG over the hits",
                     "clicks": "floor((first hit rank - 1) / 10), 51 without a hit"},
@@ -357,6 +369,7 @@ def render_report(summary: dict, table: pd.DataFrame, refits: list[Refit]) -> st
         lines += ["", "## Plot", "", f"![metrics per category and method]({summary['plot']})"]
     lines += ["", "Files: `evaluation.json` (everything above), `evaluation.csv` (one row per category, "
               "method and clustering), `refits/` (the clusterings refitted on the training playlists, reused by "
-              "the next evaluation of the same split).", "",
+              "the next evaluation of the same split), `index-evaluation/` (the training playlists' index, loaded by the "
+              "next evaluation while dataset, features and split are unchanged).", "",
               f"Evaluated in {summary['seconds']['total']:.1f} s."]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from raysweep.dataset import PidIndex, open_table
@@ -202,6 +203,9 @@ def _grouped(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _top(tracks: np.ndarray, counts: np.ndarray, popularity: np.ndarray, top: int = TOP_TRACKS) -> np.ndarray:
     """The ``top`` tracks by count, ties to the overall more popular, then the smaller id."""
+    if len(counts) > top:  # only tracks counted at least as often as the top-th can be among the top: sort those
+        kept = counts >= np.partition(counts, len(counts) - top)[len(counts) - top]
+        tracks, counts = tracks[kept], counts[kept]
     order = np.lexsort((tracks, -popularity[tracks], -counts))[:top]
     return tracks[order].astype(np.int64)
 
@@ -211,13 +215,18 @@ def read_catalog(dataset: str | os.PathLike) -> Catalog:
     table = open_table(dataset, "tracks", ["track_id", "track_uri", "track_name", "artist_uri", "artist_name"]
                        ).to_table(columns=["track_id", "track_uri", "track_name", "artist_uri", "artist_name"])
     track_id = table.column("track_id").to_numpy()
-    if not np.array_equal(np.sort(track_id), np.arange(len(track_id))):
-        raise ValueError(f"dataset {dataset}: tracks/ track_id is not dense 0..{len(track_id) - 1}")
-    table = table.take(pa.array(np.argsort(track_id)))
-    artist = pd.factorize(table.column("artist_uri").to_pandas(), use_na_sentinel=True)[0].astype(np.int32)
+    dense = np.arange(len(track_id))
+    if not np.array_equal(track_id, dense):  # ingest writes them in order: no take over 2.4M strings then
+        order = np.argsort(track_id)
+        if not np.array_equal(track_id[order], dense):
+            raise ValueError(f"dataset {dataset}: tracks/ track_id is not dense 0..{len(track_id) - 1}")
+        table = table.take(pa.array(order))
+    # Arrow's dictionary encoding: the same codes as a factorize, without 2.4M Python strings.
+    artist = pc.dictionary_encode(table.column("artist_uri").combine_chunks()).indices
     uri = table.column("track_uri").combine_chunks()
     return Catalog(uri=uri, name=table.column("track_name").combine_chunks(),
-                   artist_name=table.column("artist_name").combine_chunks(), artist=artist,
+                   artist_name=table.column("artist_name").combine_chunks(),
+                   artist=pc.fill_null(artist, -1).to_numpy().astype(np.int32),
                    lookup=pd.Index(uri.to_pandas(), dtype=object))
 
 
@@ -253,9 +262,7 @@ def build_index(dataset: str | os.PathLike, features: str | os.PathLike | Featur
     if len(track) and (track.min() < 0 or track.max() >= n_tracks):
         raise ValueError(f"dataset {dataset}: playlist_tracks/ refers to track ids not in tracks/")
     row, track = row[inside], track[inside].astype(np.int32)
-    by_playlist = sp.csr_matrix((np.ones(len(row), np.float32), (row, track)), shape=(len(pid), n_tracks))
-    by_playlist.sum_duplicates()
-    by_playlist.data[:] = 1.0  # a track listed twice counts once: the matrix says which playlists hold it
+    by_playlist = _binary_csr(row, track, (len(pid), n_tracks))  # a track listed twice counts once
     by_track = by_playlist.T.tocsr()
     lengths = np.diff(by_playlist.indptr).astype(np.int64)
     popularity = np.diff(by_track.indptr).astype(np.int64)
@@ -277,6 +284,25 @@ def build_index(dataset: str | os.PathLike, features: str | os.PathLike | Featur
                  feature_source=str(matrix.metadata.get("source", "unknown")), excluded=int((~keep).sum()))
 
 
+def _binary_csr(row: np.ndarray, column: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The 0/1 matrix with a 1 at every (row, column) pair (a pair given twice is one 1), canonical CSR.
+
+    ``column`` (int32) becomes the matrix's indices when ``row`` is non-decreasing and is then sorted in place:
+    pass an array of your own (build_index passes a fresh one; a copy of 66M entries is what this avoids).
+    """
+    if len(row) and np.all(row[1:] >= row[:-1]):
+        # Entries grouped by row already (playlist_tracks is in pid order, as is the feature matrix): the CSR
+        # arrays directly, without the COO detour's copies and sort over 66M entries.
+        indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row, minlength=shape[0]), out=indptr[1:])
+        matrix = sp.csr_matrix((np.ones(len(column), np.float32), column, indptr), shape=shape)
+    else:
+        matrix = sp.csr_matrix((np.ones(len(row), np.float32), (row, column)), shape=shape)
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
 def derived_track_features(by_track: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
     """Each track's mean feature vector over the index playlists holding it, shape (n_tracks, n_features).
 
@@ -289,27 +315,45 @@ def derived_track_features(by_track: sp.csr_matrix, values: np.ndarray) -> np.nd
         return (sums / counts[:, None]).astype(np.float32)
 
 
-def _track_features(matrix: FeatureMatrix, catalog: Catalog, by_track: sp.csr_matrix, values: np.ndarray,
-                    table: str | os.PathLike | None) -> tuple[np.ndarray, str]:
-    """Per-track raw features in the feature matrix's columns, and a phrase saying where they came from."""
-    from raysweep.features.audio import AUDIO_FEATURES, AudioFeatureCache, read_feature_table
+def track_feature_source(matrix: FeatureMatrix, table: str | os.PathLike | None) -> tuple[str, Path | None]:
+    """Where :func:`build_index` takes per-track features from: ``("table", path)``, ``("cache", path)`` (the
+    audio feature cache beside an audio feature matrix) or ``("derived", None)``."""
+    from raysweep.features.audio import AUDIO_FEATURES
 
     audio = matrix.metadata.get("source") == "audio" and set(matrix.columns) <= set(AUDIO_FEATURES)
     recorded = matrix.metadata.get("table")
     if table is None and audio and recorded and Path(recorded).exists():
         table = recorded
     if table is not None:
-        found = read_feature_table(table).to_pandas().set_index("track_uri")
-        aligned = found.reindex(catalog.lookup)
-        return aligned[matrix.columns].to_numpy(np.float32), f"the track audio-feature table {table}"
+        return "table", Path(table)
     cache = Path(matrix.path).resolve().parent / "audio_features_cache.sqlite" if matrix.path else None
     if audio and cache is not None and cache.exists():
-        with AudioFeatureCache(cache) as store:
+        return "cache", cache
+    return "derived", None
+
+
+def _track_features(matrix: FeatureMatrix, catalog: Catalog, by_track: sp.csr_matrix, values: np.ndarray,
+                    table: str | os.PathLike | None) -> tuple[np.ndarray, str]:
+    """Per-track raw features in the feature matrix's columns, and a phrase saying where they came from."""
+    from raysweep.features.audio import AUDIO_FEATURES, AudioFeatureCache, read_feature_table
+
+    kind, path = track_feature_source(matrix, table)
+    if kind == "table":
+        found = read_feature_table(path, columns=list(matrix.columns))
+        # The join on URI in Arrow (one hash of the table's URIs), not a pandas reindex of 2.4M strings.
+        position = pc.index_in(catalog.uri, value_set=found.column("track_uri").combine_chunks())
+        has = position.is_valid().to_numpy(zero_copy_only=False)
+        columns = np.column_stack([found.column(c).to_numpy() for c in matrix.columns]).astype(np.float32)
+        aligned = np.full((len(catalog.uri), len(matrix.columns)), np.nan, dtype=np.float32)
+        aligned[has] = columns[position.drop_null().to_numpy()]
+        return aligned, f"the track audio-feature table {path}"
+    if kind == "cache":
+        with AudioFeatureCache(path) as store:
             found, has = store.lookup(catalog.uri)
         columns = [AUDIO_FEATURES.index(c) for c in matrix.columns]
         found = found[:, columns].astype(np.float32)
         found[~has] = np.nan
-        return found, f"the audio feature cache {cache}"
+        return found, f"the audio feature cache {path}"
     return derived_track_features(by_track, values), (
         "each track's mean feature vector over the index playlists holding it (the feature matrix has no "
         "per-track features)")

@@ -5,13 +5,12 @@ github.com/demian-arenas/Spotify-Million-Playlist-Challenge/Evaluation.md; Zaman
 Approaches Taken in the ACM RecSys Challenge 2018 for Automatic Music Playlist Continuation", ACM TIST 2019):
 G is the set of held-out tracks, R the ranked recommendations (at most 500), seed tracks never count.
 
-- R-precision = |G ∩ R[1:|G|]| / |G|. The rules evaluate "at both the track level (exact track match) and the
-  artist level (any track by the same artist is a match)"; the final scoring combined the two as partial credit,
-  which we implement as (the stored sources do not give the formula in full; this is our reading):
-  (|G_T ∩ S_T| + 0.25 |G_A ∩ S_A|) / |G_T|, with S_T the first |G_T| recommendations, S_A the distinct artists of
-  its non-hits and G_A the distinct artists of the held-out tracks without a hit: a near miss by the right artist
-  earns a quarter, each artist once. Both variants are reported (``r_precision`` with the artist credit,
-  ``r_precision_tracks`` without).
+- R-precision = |G ∩ R[1:|G|]| / |G| (``r_precision_tracks``) and, with the final scoring's artist credit,
+  (|S_T ∩ G_T| + 0.25 |S_A ∩ G_A|) / |G_T| (``r_precision``): S_T = R[1:|G_T|], G_A the distinct artists of G,
+  S_A the distinct artists of the non-hits of S_T (a near miss earns a quarter, once per artist).
+  Source: Chen, Lamere, Schedl, Zamani, "Recsys Challenge 2018: Automatic Music Playlist Continuation", RecSys 2018.
+  (The paper's text was not readable here: the formula is as secondary sources quote it, and the scope of S_A as
+  the challenge winner's evaluator computes it, github.com/layer6ai-labs/RecSys2018 EvaluatorRPrecisionArtist.java.)
 - NDCG = DCG / IDCG, DCG = rel_1 + sum_{i>=2} rel_i / log2(i), IDCG the same with the |G ∩ R| hits ranked first
   (0 hits: NDCG 0).
 - Recommended songs clicks = floor((rank of the first hit - 1) / 10), 51 when no recommendation hits.
@@ -70,15 +69,15 @@ def score(recommended: np.ndarray, held_out: np.ndarray, track_artist: np.ndarra
     track_hits = int(top_hit.sum())
     credit = 0.0
     if track_artist is not None:
-        unmatched_artists = np.unique(track_artist[np.setdiff1d(truth, top[top_hit])])
-        near_artists = np.unique(track_artist[top[~top_hit]])
-        credit = ARTIST_CREDIT * np.intersect1d(unmatched_artists, near_artists).size
+        held_out_artists = np.unique(track_artist[truth])  # G_A
+        near_miss_artists = np.unique(track_artist[top[~top_hit]])  # S_A: the non-hits of R[1:|G|]
+        credit = ARTIST_CREDIT * np.intersect1d(held_out_artists, near_miss_artists, assume_unique=True).size
     n_hits = int(hit.sum())
     weights = _discounts(recommended.size)
     dcg = float(weights[hit].sum())
     idcg = float(weights[:n_hits].sum())
     first = np.flatnonzero(hit)
-    # At most 0.25 per held-out track without a hit, so the credited value stays <= 1.
+    # At most 0.25 per non-hit of R[1:|G|], so the credited value stays <= 1.
     return Scores(r_precision=(track_hits + credit) / truth.size,
                   r_precision_tracks=track_hits / truth.size,
                   ndcg=dcg / idcg if idcg > 0 else 0.0,

@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,11 @@ from raysweep.dataset import open_table
 from raysweep.feature_matrix import FeatureMatrix, read_feature_matrix
 from raysweep.mpd import normalize_name
 from raysweep.recommend.index import Clustering, Index, build_index
+from raysweep.recommend.index_store import cached_index
 from raysweep.recommend.methods import DEFAULT_METHOD, Seed, get_method, seed_clusters
+
+
+INDEX_FOLDER = "index"  # RUN/recommend/index/: the saved index of Recommender.load
 
 
 class SeedError(ValueError):
@@ -96,10 +101,18 @@ class Recommender:
 
     @classmethod
     def load(cls, run: str | os.PathLike, dataset: str | os.PathLike,
-             track_features: str | os.PathLike | None = None) -> "Recommender":
-        """Build the index of ``dataset`` for the finalized ``run`` (:func:`raysweep.recommend.index.build_index`)."""
+             track_features: str | os.PathLike | None = None, index_cache: bool = True,
+             say: Callable[[str], None] | None = None) -> "Recommender":
+        """The index of ``dataset`` for the finalized ``run`` (:func:`raysweep.recommend.index.build_index`) and
+        the run's final clustering. With ``index_cache`` the built index is kept in ``RUN/recommend/index/`` and
+        loaded from there while its inputs are unchanged (:func:`raysweep.recommend.index_store.cached_index`);
+        ``say`` gets a line on which happened."""
         _, matrix = run_features(run)
-        index = build_index(dataset, matrix, track_features=track_features)
+        if index_cache:
+            index = cached_index(Path(run) / "recommend" / INDEX_FOLDER, dataset, matrix,
+                                 track_features=track_features, say=say)
+        else:
+            index = build_index(dataset, matrix, track_features=track_features)
         return cls(index, final_clustering(run, index), dataset)
 
     def seed(self, pid: int | None = None, tracks: list[str] | None = None, title: str | None = None,
