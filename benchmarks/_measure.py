@@ -4,16 +4,19 @@
 
 ``measure(command)`` runs COMMAND under a *measuring process*: this file run as a script, which makes itself a
 child subreaper (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``) and then starts COMMAND. Every process COMMAND starts,
-at any depth, is then reaped by the measuring process: a Ray worker orphaned when its raylet exits, a daemon that
-double-forked, a process that exits between two samples. The kernel adds the user and system time of every
-reaped process (all its threads included) to the measuring process's ``getrusage(RUSAGE_CHILDREN)``, so the CPU
-figure is complete by construction rather than sampled. A plain ``wait4`` of COMMAND alone misses the CPU of
-every descendant that COMMAND does not wait for itself (Ray's workers, GCS and raylet among them).
+at any depth, that is orphaned (a Ray worker whose raylet exits first, a daemon that double-forked) is then
+reaped by the measuring process, and the kernel adds the user and system time of every process reaped along the
+tree (all its threads) to the measuring process's ``getrusage(RUSAGE_CHILDREN)``: exact, whenever a process exits
+between two samples. A plain ``wait4`` of COMMAND misses every descendant COMMAND does not wait for itself.
 
-Memory is sampled: every ``interval`` seconds the RSS of all live descendants is summed (psutil); the peak of those
-sums is ``peak_rss_bytes``. Pages shared between processes (Ray's object store, mapped by every worker) are counted
-once per process that maps them, so the sum over-states the memory in use when objects are shared. The largest
-single process's peak RSS, exact, comes from the kernel (``ru_maxrss`` of the reaped processes).
+One case escapes the kernel's accounting: a process whose parent ignores SIGCHLD is reaped by the kernel at once
+and its CPU time is added nowhere. Ray's raylet ignores SIGCHLD, so its workers (where Ray's trials run) are such
+processes. For them the CPU of their last sample is counted (``cpu_from_samples_s``), so what one of them uses
+after its last sample (at most one ``interval`` of CPU time) is missed, and one that lives less than an interval
+is missed whole. Every ``interval`` seconds the measuring process also sums the RSS of all live descendants
+(psutil); the peak of those sums is ``peak_rss_bytes``. Pages shared between processes (Ray's object store,
+mapped by every worker) count once per process that maps them, so the sum over-states the memory in use when
+objects are shared; the largest single process's peak RSS is exact (``ru_maxrss`` of the reaped processes).
 
 Wall time ends when COMMAND exits (what its user waits for); descendants still running then are waited for up to
 ``drain_timeout`` seconds (their CPU counts), after which they are killed and named in ``stragglers``.
@@ -52,6 +55,9 @@ class Measurement:
         From start to the command's exit.
     cpu_user_s, cpu_system_s : float
         User and system CPU seconds of every process of the tree (all threads).
+    cpu_from_samples_s : float
+        The part of them known from samples only: processes reaped by a parent that ignores SIGCHLD (Ray's raylet
+        for its workers), whose CPU the kernel reports to no one.
     peak_rss_bytes : int
         Largest sum of the RSS of the tree's live processes over the samples.
     peak_rss_largest_bytes : int
@@ -76,6 +82,7 @@ class Measurement:
     wall_s: float
     cpu_user_s: float
     cpu_system_s: float
+    cpu_from_samples_s: float
     peak_rss_bytes: int
     peak_rss_largest_bytes: int
     rss_samples: int
@@ -100,6 +107,7 @@ class Measurement:
             "command": " ".join(self.command), "returncode": self.returncode, "started_utc": self.started_utc,
             "wall_s": round(self.wall_s, 2), "cpu_s": round(self.cpu_s, 2),
             "cpu_user_s": round(self.cpu_user_s, 2), "cpu_system_s": round(self.cpu_system_s, 2),
+            "cpu_from_samples_s": round(self.cpu_from_samples_s, 2),
             "peak_rss_gib": round(self.peak_rss_bytes / GIB, 3),
             "peak_rss_largest_process_gib": round(self.peak_rss_largest_bytes / GIB, 3),
             "rss_samples": self.rss_samples, "sample_interval_s": self.sample_interval_s,
@@ -110,7 +118,7 @@ class Measurement:
         }
 
 
-def measure(command, *, cwd=None, env=None, capture_output=False, stdout=None, interval=0.5, drain_timeout=60.0,
+def measure(command, *, cwd=None, env=None, capture_output=False, stdout=None, interval=0.25, drain_timeout=60.0,
             check=True) -> Measurement:
     """Run ``command`` under a measuring process and return what its whole process tree cost.
 
@@ -124,8 +132,8 @@ def measure(command, *, cwd=None, env=None, capture_output=False, stdout=None, i
         Keep the command's stdout and stderr (text) in the result; otherwise they go to this process's.
     stdout : file or int, optional
         Where the command's stdout goes when not captured (e.g. ``subprocess.DEVNULL``).
-    interval : float, default=0.5
-        Seconds between RSS samples of the tree.
+    interval : float, default=0.25
+        Seconds between samples of the tree (RSS; CPU of processes the kernel does not report, see module doc).
     drain_timeout : float, default=60.0
         Seconds to wait, after the command exits, for its remaining descendants before killing them.
     check : bool, default=True
@@ -171,7 +179,13 @@ def _become_subreaper():
 
 
 class _TreeSampler(threading.Thread):
-    """Samples the summed RSS of this process's descendants; after the command exits, kills late stragglers."""
+    """Samples this process's descendants: their summed RSS, and the CPU of those the kernel will not report.
+
+    A process whose parent ignores SIGCHLD (Ray's raylet does, for its workers) is reaped by the kernel itself when
+    it exits, and its CPU time reaches no one's ``RUSAGE_CHILDREN``. For those, the CPU of the last sample
+    (its own, plus that of the children it waited for) is counted instead: what such a process uses after its
+    last sample, at most one interval of CPU time, is missed. After the command exits, late stragglers are killed.
+    """
 
     def __init__(self, interval, drain_timeout):
         super().__init__(daemon=True)
@@ -183,6 +197,11 @@ class _TreeSampler(threading.Thread):
         self.peak, self.samples, self.stragglers = 0, 0, []
         self.command_exited_at = None  # set by the reaping thread
         self.finished = threading.Event()
+        self._lock = threading.Lock()
+        # (pid, create time) -> ((user, system) CPU seconds incl. waited-for children, parent ignores SIGCHLD)
+        self._seen = {}
+        self._current = {}  # pid -> (pid, create time), as of the last sample
+        self._reaped = set()  # (pid, create time) of the processes this process reaped
 
     def _descendants(self):
         try:
@@ -190,15 +209,49 @@ class _TreeSampler(threading.Thread):
         except self._psutil.Error:
             return []
 
+    @staticmethod
+    def _ignores_sigchld(pid):
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                mask = next(line.split()[1] for line in status if line.startswith("SigIgn:"))
+        except (OSError, StopIteration):
+            return False
+        return bool(int(mask, 16) >> (signal.SIGCHLD - 1) & 1)
+
     def sample(self):
-        total = 0
+        total, current, ignoring = 0, {}, {}
         for process in self._descendants():
             try:
-                total += process.memory_info().rss
-            except self._psutil.Error:  # exited (or a zombie) since the listing
+                key, times, ppid = (process.pid, process.create_time()), process.cpu_times(), process.ppid()
+            except self._psutil.Error:  # exited since the listing
                 continue
+            if ppid not in ignoring:
+                ignoring[ppid] = self._ignores_sigchld(ppid)
+            current[process.pid] = key
+            with self._lock:
+                self._seen[key] = ((times.user + times.children_user, times.system + times.children_system),
+                                   ignoring[ppid])
+            try:
+                total += process.memory_info().rss
+            except self._psutil.Error:  # a zombie holds no memory
+                continue
+        with self._lock:
+            self._current = current
         self.peak = max(self.peak, total)
         self.samples += 1
+
+    def reaped(self, pid):
+        """Note that this process reaped ``pid``: the kernel reports its CPU, so no sample of it counts."""
+        with self._lock:
+            key = self._current.get(pid)
+            if key is not None:
+                self._reaped.add(key)
+
+    def unreported_cpu(self):
+        """(user, system) seconds, from their last samples, of processes reaped by a parent ignoring SIGCHLD."""
+        with self._lock:
+            lost = [times for key, (times, ignored) in self._seen.items() if ignored and key not in self._reaped]
+        return sum(t[0] for t in lost), sum(t[1] for t in lost)
 
     def _kill_stragglers(self):
         for process in self._descendants():
@@ -227,6 +280,7 @@ def _run_measured(command, interval, drain_timeout):
         child = subprocess.Popen(command)
     except OSError as error:
         raise SystemExit(f"_measure.py: cannot run {command[0]}: {error.strerror}") from None
+
     def forward(signum, frame):
         if child.returncode is None:
             child.send_signal(signum)
@@ -241,6 +295,7 @@ def _run_measured(command, interval, drain_timeout):
             pid, status = os.waitpid(-1, 0)
         except ChildProcessError:  # nothing left to reap: the whole tree is gone
             break
+        sampler.reaped(pid)
         if pid == child.pid:
             returncode, wall = os.waitstatus_to_exitcode(status), time.perf_counter() - start
             child.returncode = returncode  # reaped here, so Popen must not wait for it
@@ -250,8 +305,10 @@ def _run_measured(command, interval, drain_timeout):
     sampler.join()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     me = resource.getrusage(resource.RUSAGE_SELF)
+    sampled_user, sampled_system = sampler.unreported_cpu()
     return {
-        "returncode": returncode, "wall_s": wall, "cpu_user_s": children.ru_utime, "cpu_system_s": children.ru_stime,
+        "returncode": returncode, "wall_s": wall, "cpu_user_s": children.ru_utime + sampled_user,
+        "cpu_system_s": children.ru_stime + sampled_system, "cpu_from_samples_s": sampled_user + sampled_system,
         "peak_rss_bytes": sampler.peak, "peak_rss_largest_bytes": children.ru_maxrss * 1024,
         "rss_samples": sampler.samples, "sample_interval_s": interval, "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()), "drain_s": drain, "stragglers": sampler.stragglers,
@@ -262,7 +319,7 @@ def _run_measured(command, interval, drain_timeout):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", type=Path, help="write the figures here as JSON (default: print them)")
-    parser.add_argument("--interval", type=float, default=0.5, help="seconds between RSS samples (default 0.5)")
+    parser.add_argument("--interval", type=float, default=0.25, help="seconds between samples (default 0.25)")
     parser.add_argument("--drain-timeout", type=float, default=60.0,
                         help="seconds to wait for descendants after the command exits (default 60)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG ...]")

@@ -58,19 +58,19 @@ def write_record(benchmark, figure, values, *, command=None, measurements=None, 
     command : str, optional
         The benchmark's command line; default ``python <script> <arguments>`` of this process.
     measurements : dict of str -> Measurement or list of Measurement, optional
-        Each tool's measured command(s), by tool name.
+        Each tool's measured command(s), by tool name; a dict stands for a measurement recorded earlier
+        (``Measurement.to_record``).
     load_average_before : sequence of float, optional
         Load average when the benchmark started; default the earliest of the measurements'.
     folder : path, optional
         Where to write instead of ``benchmarks/records/<benchmark>``.
     """
-    measured = {}
-    for tool, value in (measurements or {}).items():
-        measured[tool] = [m.to_record() for m in value] if isinstance(value, (list, tuple)) else value.to_record()
+    measured = {tool: [_as_record(m) for m in value] if isinstance(value, (list, tuple)) else _as_record(value)
+                for tool, value in (measurements or {}).items()}
     if load_average_before is None:
-        flat = [m for value in (measurements or {}).values()
-                for m in (value if isinstance(value, (list, tuple)) else [value])]
-        load_average_before = min(flat, key=lambda m: m.started_utc).load_average_before if flat else None
+        flat = [m for value in measured.values() for m in (value if isinstance(value, list) else [value])
+                if m.get("load_average_before")]
+        load_average_before = min(flat, key=lambda m: m["started_utc"])["load_average_before"] if flat else None
     if command is None:
         script = Path(sys.argv[0]).resolve()
         shown = script.relative_to(REPO) if script.is_relative_to(REPO) else script
@@ -88,6 +88,10 @@ def write_record(benchmark, figure, values, *, command=None, measurements=None, 
     path = target / f"{figure}-{time.strftime('%Y%m%dT%H%M%SZ', now)}.json"
     path.write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
     return path
+
+
+def _as_record(measurement):
+    return measurement if isinstance(measurement, dict) else measurement.to_record()
 
 
 def _jsonable(value):

@@ -47,6 +47,28 @@ def test_cpu_of_an_orphaned_grandchild_is_counted(tmp_path):
     """)
     measured = _measure.measure(command, interval=30)
     assert float(burned.read_text()) <= measured.cpu_s <= float(burned.read_text()) + 0.5
+    assert measured.cpu_from_samples_s == 0
+
+
+def test_cpu_of_a_child_whose_parent_ignores_sigchld_is_counted_from_samples(tmp_path):
+    # Like Ray's raylet and its workers: the kernel reaps such a child itself and reports its CPU to no one.
+    burned = tmp_path / "burned"
+    command = _python(tmp_path, f"""
+        import os, signal, time
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        if os.fork() == 0:
+            start = time.process_time()
+            while time.process_time() - start < 0.6:
+                pass
+            open({str(burned)!r}, "w").write(repr(time.process_time()))
+            os._exit(0)
+        while not os.path.exists({str(burned)!r}):
+            time.sleep(0.02)
+        time.sleep(0.2)
+    """)
+    measured = _measure.measure(command, interval=0.05)
+    cpu = float(burned.read_text())
+    assert cpu - 0.15 <= measured.cpu_from_samples_s <= measured.cpu_s <= cpu + 0.5
 
 
 def test_wall_ends_when_the_command_exits_and_drain_waits_for_descendants(tmp_path):
