@@ -1,6 +1,6 @@
 """Measure a command as a user runs it: wall time, CPU of its whole process tree, peak RSS, load average.
 
-    python benchmarks/_measure.py [--report FILE] [--interval S] [--drain-timeout S] -- COMMAND [ARG ...]
+    python benchmarks/_measure.py [--report FILE] [--interval S] [--drain-timeout S] [--time-limit S] -- COMMAND ...
 
 ``measure(command)`` runs COMMAND under a *measuring process*: this file run as a script, which makes itself a
 child subreaper (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``) and then starts COMMAND. Every process COMMAND starts,
@@ -19,7 +19,9 @@ mapped by every worker) count once per process that maps them, so the sum over-s
 objects are shared; the largest single process's peak RSS is exact (``ru_maxrss`` of the reaped processes).
 
 Wall time ends when COMMAND exits (what its user waits for); descendants still running then are waited for up to
-``drain_timeout`` seconds (their CPU counts), after which they are killed and named in ``stragglers``.
+``drain_timeout`` seconds (their CPU counts), after which they are killed and named in ``stragglers``. With a
+``time_limit``, COMMAND is sent SIGINT (Ctrl-C: ``raysweep.tune`` keeps what finished and a rerun resumes) once it
+has run that long, and killed if it is still running ``drain_timeout`` seconds later.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class Measurement:
         Descendants still running ``drain_timeout`` seconds after the command exited, killed: "name (pid)".
     measurer_cpu_s : float
         CPU seconds of the measuring process itself (sampling), not included in the figures above.
+    stopped_at_time_limit : bool
+        The command was sent SIGINT at the time limit.
     started_utc : str
     stdout, stderr : str or None
         The command's output when captured.
@@ -92,6 +96,7 @@ class Measurement:
     drain_s: float
     stragglers: tuple
     measurer_cpu_s: float
+    stopped_at_time_limit: bool
     started_utc: str
     stdout: str | None = field(default=None, repr=False)
     stderr: str | None = field(default=None, repr=False)
@@ -114,12 +119,12 @@ class Measurement:
             "load_average_before": [round(x, 2) for x in self.load_average_before],
             "load_average_after": [round(x, 2) for x in self.load_average_after],
             "drain_s": round(self.drain_s, 2), "stragglers": list(self.stragglers),
-            "measurer_cpu_s": round(self.measurer_cpu_s, 2),
+            "measurer_cpu_s": round(self.measurer_cpu_s, 2), "stopped_at_time_limit": self.stopped_at_time_limit,
         }
 
 
 def measure(command, *, cwd=None, env=None, capture_output=False, stdout=None, interval=0.25, drain_timeout=60.0,
-            check=True) -> Measurement:
+            time_limit=None, check=True) -> Measurement:
     """Run ``command`` under a measuring process and return what its whole process tree cost.
 
     Parameters
@@ -136,6 +141,8 @@ def measure(command, *, cwd=None, env=None, capture_output=False, stdout=None, i
         Seconds between samples of the tree (RSS; CPU of processes the kernel does not report, see module doc).
     drain_timeout : float, default=60.0
         Seconds to wait, after the command exits, for its remaining descendants before killing them.
+    time_limit : float, optional
+        Seconds after which the command is sent SIGINT (and killed ``drain_timeout`` seconds later).
     check : bool, default=True
         Raise ``RuntimeError`` (naming the command and its exit status) when the command fails.
 
@@ -149,7 +156,8 @@ def measure(command, *, cwd=None, env=None, capture_output=False, stdout=None, i
     with tempfile.TemporaryDirectory(prefix="measure-") as folder:
         report = Path(folder) / "report.json"
         wrapper = [sys.executable, str(Path(__file__).resolve()), "--report", str(report), "--interval",
-                   str(interval), "--drain-timeout", str(drain_timeout), "--", *command]
+                   str(interval), "--drain-timeout", str(drain_timeout),
+                   *([] if time_limit is None else ["--time-limit", str(time_limit)]), "--", *command]
         done = subprocess.run(wrapper, cwd=cwd, env=env, text=True,
                               stdout=subprocess.PIPE if capture_output else stdout,
                               stderr=subprocess.PIPE if capture_output else None)
@@ -187,7 +195,7 @@ class _TreeSampler(threading.Thread):
     last sample, at most one interval of CPU time, is missed. After the command exits, late stragglers are killed.
     """
 
-    def __init__(self, interval, drain_timeout):
+    def __init__(self, interval, drain_timeout, time_limit=None):
         super().__init__(daemon=True)
         import psutil
 
@@ -196,6 +204,8 @@ class _TreeSampler(threading.Thread):
         self.interval, self.drain_timeout = interval, drain_timeout
         self.peak, self.samples, self.stragglers = 0, 0, []
         self.command_exited_at = None  # set by the reaping thread
+        self.command, self.command_started_at = None, None  # set when the command starts
+        self.time_limit, self.stopped_at_time_limit = time_limit, False
         self.finished = threading.Event()
         self._lock = threading.Lock()
         # (pid, create time) -> ((user, system) CPU seconds incl. waited-for children, parent ignores SIGCHLD)
@@ -261,20 +271,43 @@ class _TreeSampler(threading.Thread):
             except self._psutil.Error:
                 continue
 
+    def _enforce_time_limit(self):
+        """SIGINT to the command at the time limit; SIGKILL ``drain_timeout`` seconds later."""
+        over = time.perf_counter() - self.command_started_at - self.time_limit
+        if over < 0:
+            return
+        if not self.stopped_at_time_limit:
+            self.stopped_at_time_limit = True
+            _signal_unreaped(self.command, signal.SIGINT)
+        elif over > self.drain_timeout:
+            _signal_unreaped(self.command, signal.SIGKILL)
+
     def run(self):
         while not self.finished.wait(self.interval):
             self.sample()
             exited = self.command_exited_at
+            if exited is None and self.time_limit is not None:
+                self._enforce_time_limit()
             if exited is not None and not self.stragglers and time.perf_counter() - exited > self.drain_timeout:
                 self._kill_stragglers()
 
 
-def _run_measured(command, interval, drain_timeout):
+def _signal_unreaped(child, signum):
+    """Signal the command unless it was reaped. (Not ``Popen.send_signal``: its poll() would reap the command here,
+    behind the reaping loop's back.)"""
+    if child.returncode is None:
+        try:
+            os.kill(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _run_measured(command, interval, drain_timeout, time_limit=None):
     """Run ``command`` as this (subreaper) process's child; reap the whole tree; return the figures as a dict."""
     _become_subreaper()
     load_before = os.getloadavg()
     started_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    sampler = _TreeSampler(interval, drain_timeout)
+    sampler = _TreeSampler(interval, drain_timeout, time_limit)
     start = time.perf_counter()
     try:
         child = subprocess.Popen(command)
@@ -282,10 +315,10 @@ def _run_measured(command, interval, drain_timeout):
         raise SystemExit(f"_measure.py: cannot run {command[0]}: {error.strerror}") from None
 
     def forward(signum, frame):
-        if child.returncode is None:
-            child.send_signal(signum)
+        _signal_unreaped(child, signum)
 
     signal.signal(signal.SIGTERM, forward)
+    sampler.command, sampler.command_started_at = child, start
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the command too
     sampler.sample()
     sampler.start()
@@ -312,7 +345,8 @@ def _run_measured(command, interval, drain_timeout):
         "peak_rss_bytes": sampler.peak, "peak_rss_largest_bytes": children.ru_maxrss * 1024,
         "rss_samples": sampler.samples, "sample_interval_s": interval, "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()), "drain_s": drain, "stragglers": sampler.stragglers,
-        "measurer_cpu_s": me.ru_utime + me.ru_stime, "started_utc": started_utc,
+        "measurer_cpu_s": me.ru_utime + me.ru_stime, "stopped_at_time_limit": sampler.stopped_at_time_limit,
+        "started_utc": started_utc,
     }
 
 
@@ -322,6 +356,7 @@ def main(argv=None):
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between samples (default 0.25)")
     parser.add_argument("--drain-timeout", type=float, default=60.0,
                         help="seconds to wait for descendants after the command exits (default 60)")
+    parser.add_argument("--time-limit", type=float, help="send the command SIGINT after this many seconds")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG ...]")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -329,7 +364,7 @@ def main(argv=None):
         parser.error("no command given (put it after --)")
     if args.interval <= 0:
         parser.error(f"--interval must be > 0, got {args.interval}")
-    figures = _run_measured(command, args.interval, args.drain_timeout)
+    figures = _run_measured(command, args.interval, args.drain_timeout, args.time_limit)
     if args.report is None:
         print(json.dumps(figures, indent=2), file=sys.stderr)
     else:

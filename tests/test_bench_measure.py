@@ -132,3 +132,15 @@ def test_record_holds_command_commit_machine_load_and_measurements(tmp_path):
     assert record["commit"] and record["machine"]["cores"] >= 1 and record["machine"]["ram_gib"] > 0
     assert record["load_average_before"] == [round(x, 2) for x in measured.load_average_before]
     assert record["measurements"]["tool"]["returncode"] == 0 and record["values"] == {"answer": 42}
+
+
+def test_a_command_past_its_time_limit_gets_sigint(tmp_path):
+    command = _python(tmp_path, """
+        import time
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            raise SystemExit(130)
+    """)
+    measured = _measure.measure(command, interval=0.05, time_limit=0.5, check=False)
+    assert measured.stopped_at_time_limit and measured.returncode == 130 and measured.wall_s < 10
