@@ -358,8 +358,8 @@ def early_stopping(parquet, npy, naive_tune, work, k_values, models, exhaustive)
     name = ("halving-full" if k_values is None else f"halving-{len(k_values)}k") + f"-{len(models)}m"
     ours = run_raysweep(parquet, work, name, k_values, models, False)
     run = json.loads((ours.run_dir / "run.json").read_text())
-    reference, body, reference_body = exhaustive.measurement, trial_body_seconds(ours.run_dir), \
-        trial_body_seconds(exhaustive.run_dir)
+    reference = exhaustive.measurement
+    body, reference_body = trial_body_seconds(ours.run_dir), trial_body_seconds(exhaustive.run_dir)
     values = {
         "rungs": [(r["n"], r["configs"]) for r in run["rungs"]], "winner": ours.winner(),
         "exhaustive_winner": exhaustive.winner(), "same_winner": ours.winner() == exhaustive.winner(),
