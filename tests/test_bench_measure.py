@@ -1,0 +1,146 @@
+"""The benchmarks' measuring helper (benchmarks/_measure.py) and their records (benchmarks/_records.py)."""
+
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+MIB = 1 << 20
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_measure = _load("_measure")
+_records = _load("_records")
+
+
+def _python(tmp_path, source):
+    """A command running ``source`` in a bare interpreter (-S: no site, so start-up costs little CPU)."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    return [sys.executable, "-S", str(script)]
+
+
+def test_cpu_of_an_orphaned_grandchild_is_counted(tmp_path):
+    # The child exits at once without waiting; the grandchild burns CPU after that, and well inside one RSS
+    # sampling interval, so only the kernel's accounting of reaped processes can see it.
+    burned = tmp_path / "burned"
+    command = _python(tmp_path, f"""
+        import os, time
+        if os.fork() == 0:
+            start = time.process_time()
+            while time.process_time() - start < 0.6:
+                pass
+            open({str(burned)!r}, "w").write(repr(time.process_time()))
+            os._exit(0)
+        os._exit(0)
+    """)
+    measured = _measure.measure(command, interval=30)
+    assert float(burned.read_text()) <= measured.cpu_s <= float(burned.read_text()) + 0.5
+    assert measured.cpu_from_samples_s == 0
+
+
+def test_cpu_of_a_child_whose_parent_ignores_sigchld_is_counted_from_samples(tmp_path):
+    # Like Ray's raylet and its workers: the kernel reaps such a child itself and reports its CPU to no one.
+    burned = tmp_path / "burned"
+    command = _python(tmp_path, f"""
+        import os, signal, time
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        if os.fork() == 0:
+            start = time.process_time()
+            while time.process_time() - start < 0.6:
+                pass
+            open({str(burned)!r}, "w").write(repr(time.process_time()))
+            os._exit(0)
+        while not os.path.exists({str(burned)!r}):
+            time.sleep(0.02)
+        time.sleep(0.2)
+    """)
+    measured = _measure.measure(command, interval=0.05)
+    cpu = float(burned.read_text())
+    assert cpu - 0.15 <= measured.cpu_from_samples_s <= measured.cpu_s <= cpu + 0.5
+
+
+def test_wall_ends_when_the_command_exits_and_drain_waits_for_descendants(tmp_path):
+    command = _python(tmp_path, """
+        import os, time
+        if os.fork() == 0:
+            time.sleep(1.0)
+            os._exit(0)
+        os._exit(0)
+    """)
+    measured = _measure.measure(command, interval=0.1)
+    assert measured.wall_s < 0.9 <= measured.drain_s
+    assert measured.stragglers == ()
+
+
+def test_descendants_still_running_after_the_drain_timeout_are_killed_and_named(tmp_path):
+    command = _python(tmp_path, """
+        import os, time
+        if os.fork() == 0:
+            time.sleep(60)
+        os._exit(0)
+    """)
+    measured = _measure.measure(command, interval=0.1, drain_timeout=0.3)
+    assert measured.drain_s < 10
+    assert len(measured.stragglers) == 1
+
+
+def test_peak_rss_sums_the_live_processes_of_the_tree(tmp_path):
+    # Parent and child each touch 120 MiB of their own (allocated after the fork, so no pages are shared).
+    command = _python(tmp_path, """
+        import os, time
+        pid = os.fork()
+        block = b"x" * (120 << 20)
+        time.sleep(1.0)
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """)
+    measured = _measure.measure(command, interval=0.05)
+    assert measured.peak_rss_bytes >= 2 * 120 * MIB
+    assert 120 * MIB <= measured.peak_rss_largest_bytes < 2 * 120 * MIB
+
+
+def test_a_failing_command_raises_with_its_exit_status(tmp_path):
+    command = _python(tmp_path, "import sys; sys.stderr.write('bad rows\\n'); sys.exit(3)")
+    with pytest.raises(RuntimeError, match="failed with exit status 3: bad rows"):
+        _measure.measure(command, capture_output=True)
+
+
+def test_a_missing_executable_is_one_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match="cannot run .*no-such-tool"):
+        _measure.measure([str(tmp_path / "no-such-tool")], capture_output=True)
+
+
+def test_record_holds_command_commit_machine_load_and_measurements(tmp_path):
+    measured = _measure.measure(_python(tmp_path, "print('ok')"), capture_output=True)
+    path = _records.write_record("demo", "smoke", {"answer": 42}, command="python bench.py --quick",
+                                 measurements={"tool": measured}, folder=tmp_path / "records")
+    record = json.loads(path.read_text())
+    assert path.name.startswith("smoke-") and record["command"] == "python bench.py --quick"
+    assert record["commit"] and record["machine"]["cores"] >= 1 and record["machine"]["ram_gib"] > 0
+    assert record["load_average_before"] == [round(x, 2) for x in measured.load_average_before]
+    assert record["measurements"]["tool"]["returncode"] == 0 and record["values"] == {"answer": 42}
+
+
+def test_a_command_past_its_time_limit_gets_sigint(tmp_path):
+    command = _python(tmp_path, """
+        import time
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            raise SystemExit(130)
+    """)
+    measured = _measure.measure(command, interval=0.05, time_limit=0.5, check=False)
+    assert measured.stopped_at_time_limit and measured.returncode == 130 and measured.wall_s < 10
