@@ -45,13 +45,13 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from raysweep import samples, selection
+from raysweep.halving import ETA, config_grid, config_key, plan_rungs, promote, promotion_record
 from raysweep.feature_matrix import read_feature_matrix
 from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.models import AGGLOMERATIVE_MAX_N, GMM_MAX_N, birch_method
 from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
 from raysweep.storage import LockHeld, atomic_file, exclusive_lock, filesystem_and_path, is_uri
 
-ETA = 3
 RUNG_ATTEMPTS = 3  # experiments per rung and command for configs left without a result (lost nodes)
 TRIAL_RETRIES = 2  # Ray Tune's own retries of a trial whose actor or node was lost (FailureConfig.max_failures)
 MIRROR_SECONDS = 5.0  # longest time a trial result stays only on the head's disk when --storage is a URI
@@ -60,15 +60,6 @@ BUILDS = "rungs/builds.jsonl"  # one line per shared build (ward tree, CF-tree) 
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "min_cluster_size", "min_cluster_share", "max_cluster_share",
                        "fit_seconds", "status", "warnings", "trial_id", "score_seconds", "shared_build", "node_id"]
-PROMOTION_RULE = ("Synchronous successive halving with eta={eta}: rung r runs every config still alive on the first "
-                  "n_r rows of one seeded permutation; once all of them have ended, they are ranked by the winner "
-                  "rule (selection.rank_configs) and the top ceil(alive / eta) are promoted to rung r + 1; the top "
-                  "rung is the --fraction cap of the data.")
-PROMOTION_REASONING = ("A barrier makes every promotion depend only on the scores, not on trial order or the number "
-                       "of workers (ASHA promotes on whichever trials reached a rung first), so a run is reproducible "
-                       "on 2 cores or 200 and promotes exactly what its rule says; the samples are nested prefixes "
-                       "of one permutation, so all configs of a rung are scored on the same playlists.")
-
 log = logging.getLogger(__name__)
 
 
@@ -94,30 +85,6 @@ def _check_settings(fraction, models, k_min, k_max, eta):
         raise ValueError(f"--k-max ({k_max}) must be >= --k-min ({k_min})")
     if eta < 2:
         raise ValueError(f"eta must be >= 2, got {eta}")
-
-
-def plan_rungs(n_total, fraction, n_configs, k_max, exhaustive, eta=ETA, min_rung_size=None):
-    """Sample sizes of the rungs, smallest first: ``[n_cap]`` alone when exhaustive.
-
-    ``min_rung_size`` overrides :func:`raysweep.samples.smallest_rung_size` (small test data sets use it).
-
-    Raises ValueError when ``k_max`` is not smaller than the smallest rung (k >= n cannot be clustered).
-    """
-    n_cap = max(1, int(round(fraction * n_total)))
-    sizes = [n_cap] if exhaustive else samples.rung_sizes(n_cap, k_max, n_configs, eta, min_rung_size)
-    if k_max >= sizes[0]:
-        raise ValueError(f"--k-max={k_max} needs more rows than the smallest sample has: {sizes[0]:,} rows "
-                         f"(--fraction {fraction} of {n_total:,} playlists); k must be < n. Lower --k-max or "
-                         "raise --fraction.")
-    return sizes
-
-
-def _configs(models, k_values):
-    return [{"model": m, "k": k} for m in models for k in k_values]
-
-
-def _key(model, k):
-    return f"{model}:{int(k)}"
 
 
 def _default_name(features, settings):
@@ -190,7 +157,7 @@ class Ledger:
             if record["event"] == "attempt":
                 attempts += 1
             else:
-                results[_key(record["model"], record["k"])] = record
+                results[config_key(record["model"], record["k"])] = record
         return results, attempts
 
     def repair(self):
@@ -593,7 +560,7 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
         features = default_features()
     matrix = read_feature_matrix(features)
     n_total = len(matrix.pid)
-    configs = _configs(models, k_values or range(k_min, k_max + 1))
+    configs = config_grid(models, k_values or range(k_min, k_max + 1))
     sizes = plan_rungs(n_total, fraction, len(configs), k_max, exhaustive, eta, min_rung_size)
     scaling = matrix.scaling()
     settings = {"features": str(features), "n_total": n_total, "feature_columns": matrix.columns,
@@ -646,15 +613,13 @@ def run_sweep(features=None, *, fraction=0.1, models=MODEL_NAMES, k_min=2, k_max
                 frame = _frame(rows)
                 frames.append(frame)
                 top = rung == len(sizes) - 1
-                promoted = ([] if top else
-                            selection.rank_configs(frame).head(samples.promoted_count(len(alive), eta)))
-                rung_records.append({"rung": rung, "n": n, "configs": len(alive),
-                                     "promoted": 0 if top else len(promoted),
+                promoted = [] if top else promote(frame, eta)
+                rung_records.append({"rung": rung, "n": n, "configs": len(alive), "promoted": len(promoted),
                                      "silhouette": "exact" if n <= exact_max_n else
                                      f"query estimator, first {min(query_points, n):,} rows of the sample"})
                 if not top:
                     stopped += len(alive) - len(promoted)
-                    alive = [{"model": row.model, "k": int(row.k)} for row in promoted.itertuples()]
+                    alive = promoted
         finally:
             if started_ray:
                 ray.shutdown()
@@ -709,7 +674,7 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, builds, 
         print(f"[raysweep] {ledger.path}: ignored its last line ({cut} bytes), cut while being written when the "
               "command was killed; that trial runs again", file=sys.stderr)
     done, attempts = ledger.read()
-    pending = [c for c in alive if _key(c["model"], c["k"]) not in done]
+    pending = [c for c in alive if config_key(c["model"], c["k"]) not in done]
     failed = {}
     # A trial that Ray Tune could not retry (e.g. it was handed a reused actor on a node that had just died)
     # ends without a result; such configs get a fresh experiment, a bounded number of times per command.
@@ -729,14 +694,14 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, builds, 
             callbacks.append(ProgressLine(rung, n_rungs, n, len(alive), stopped, already_done=len(done)))
         raised = _run_rung_trials(rung, n, pending, refs, store, experiment, callbacks, seed, query_points,
                                   exact_max_n)
-        failed.update({_key(row["model"], row["k"]): row for row in raised})
+        failed.update({config_key(row["model"], row["k"]): row for row in raised})
         for structure in structures:
             _append_line(run_dir / BUILDS, {"rung": rung, **ray.get(refs[structure])[1]})
         store.mirror([BUILDS])
         done, attempts = ledger.read()
         finished = done.keys() | failed.keys()
-        pending = [c for c in alive if _key(c["model"], c["k"]) not in finished]
-    rows = [done[_key(c["model"], c["k"])] for c in alive if _key(c["model"], c["k"]) in done]
+        pending = [c for c in alive if config_key(c["model"], c["k"]) not in finished]
+    rows = [done[config_key(c["model"], c["k"])] for c in alive if config_key(c["model"], c["k"]) in done]
     rows += [row for key, row in failed.items() if key not in done]
     if len(rows) != len(alive):
         raise SweepInterrupted(f"interrupted in rung {rung}: {len(rows)} of {len(alive)} configs finished, kept in "
@@ -750,8 +715,8 @@ def _run_or_read_rung(run_dir, store, rung, n, alive, n_rungs, stopped, builds, 
 
 
 def _check_rung_configs(rows, alive, path):
-    found = {_key(m, k) for m, k in zip(rows["model"], rows["k"])}
-    expected = {_key(c["model"], c["k"]) for c in alive}
+    found = {config_key(m, k) for m, k in zip(rows["model"], rows["k"])}
+    expected = {config_key(c["model"], c["k"]) for c in alive}
     if found != expected:
         raise ValueError(f"{path}: holds other configs than this run promotes to it; the run folder is "
                          "inconsistent: delete it or use another --name")
@@ -765,8 +730,7 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
     k_values = settings["k_values"] or [settings["k_min"], settings["k_max"]]
     winner = selection.select_winner(top, k_range=(min(k_values), max(k_values)))
     eta = settings["eta"]
-    winner["promotion"] = {"rule": PROMOTION_RULE.format(eta=eta), "reasoning": PROMOTION_REASONING,
-                           "exhaustive": settings["exhaustive"]}
+    winner["promotion"] = {**promotion_record(eta), "exhaustive": settings["exhaustive"]}
     _write_json(run_dir / "winner.json", winner)
     plots = write_plots(leaderboard, rung_records, run_dir / "plots")
     _write_tensorboard(leaderboard, run_dir / "tensorboard")
@@ -792,7 +756,7 @@ def _write_outputs(run_dir, store, leaderboard, rung_records, settings, scaling,
         "fraction": settings["fraction"],
         "n_total": settings["n_total"],
         "rungs": rung_records,
-        "promotion": {"rule": PROMOTION_RULE.format(eta=eta), "reasoning": PROMOTION_REASONING, "eta": eta},
+        "promotion": {**promotion_record(eta), "eta": eta},
         "models": settings["models"],
         "k_min": settings["k_min"],
         "k_max": settings["k_max"],

@@ -17,6 +17,7 @@ from raysweep import finalize as finalize_module
 from raysweep import selection, tune
 from raysweep.families import MODEL_NAMES, REGISTRY, get_family
 from raysweep.families.base import ClusterFamily, FinalModel, Fit, label_centroids
+from raysweep.halving import config_grid
 from raysweep.models import fit_final
 
 FIVE = ["kmeans", "birch", "agglomerative", "gmm", "bisecting_kmeans"]
@@ -37,7 +38,7 @@ def test_default_grid_is_the_four_design_card_families():
     assert MODEL_NAMES == ("kmeans", "birch", "agglomerative", "gmm")
     default_models = tune._parser().parse_args([]).models.split(",")
     assert default_models == list(MODEL_NAMES)
-    assert len(tune._configs(default_models, range(2, 101))) == 396
+    assert len(config_grid(default_models, range(2, 101))) == 396
 
 
 def test_family_names_need_neither_sklearn_nor_scipy():
