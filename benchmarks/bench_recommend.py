@@ -35,7 +35,7 @@ def build(workdir: Path, playlists: int, workers: int) -> tuple[Path, Path, dict
     from raysweep.finalize import finalize
     from raysweep.ingest import ingest
     from raysweep.synth import generate
-    from raysweep.tune import run_sweep
+    from raysweep.tune import SweepSettings, run_sweep
 
     seconds = {}
     mpd, dataset, features = workdir / "mpd", workdir / "dataset", workdir / "features.parquet"
@@ -53,9 +53,9 @@ def build(workdir: Path, playlists: int, workers: int) -> tuple[Path, Path, dict
     step("ingest", dataset.exists(), lambda: ingest(mpd / "data", dataset, workers=workers))
     step("features", features.exists(), lambda: build_audio_features(
         dataset, features, table=mpd / "track_audio_features.parquet"))
-    step("sweep", (run / "winner.json").exists(), lambda: run_sweep(
+    step("sweep", (run / "winner.json").exists(), lambda: run_sweep(SweepSettings(
         features, fraction=1.0, models=("kmeans",), k_values=[17], exhaustive=True, results=workdir / "results",
-        name="bench", progress=False, num_cpus=workers))
+        name="bench", progress=False, num_cpus=workers)))
     step("finalize", (run / "final" / "model.json").exists(), lambda: finalize(
         run, plots=False, quiet=True, fractions=()))
     return run, dataset, seconds

@@ -35,11 +35,6 @@ def config_grid(models, k_values) -> list[dict]:
     return [{"model": m, "k": k} for m in models for k in k_values]
 
 
-def config_key(model, k) -> str:
-    """``"model:k"``: how the ledger and the read-back rungs name a config."""
-    return f"{model}:{int(k)}"
-
-
 def plan_rungs(n_total, fraction, n_configs, k_max, exhaustive, eta=ETA, min_rung_size=None) -> list[int]:
     """Sample sizes of the rungs, smallest first: ``[n_cap]`` alone when exhaustive.
 

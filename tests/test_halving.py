@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from raysweep.halving import ETA, Rung, config_grid, config_key, plan_rungs, promote, promotion_record
+from raysweep.halving import ETA, Rung, config_grid, plan_rungs, promote, promotion_record
 from raysweep.selection import rank_configs
 
 
@@ -14,10 +14,6 @@ def _board(rows):
 def test_config_grid_is_model_by_model_k_ascending():
     assert config_grid(["kmeans", "gmm"], [2, 3]) == [{"model": "kmeans", "k": 2}, {"model": "kmeans", "k": 3},
                                                      {"model": "gmm", "k": 2}, {"model": "gmm", "k": 3}]
-
-
-def test_config_key_names_model_and_integer_k():
-    assert config_key("birch", 7.0) == "birch:7"
 
 
 def test_plan_rungs_caps_the_top_rung_at_the_fraction():
