@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysweep import run_folder as rf
+
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = REPO / "benchmarks" / "records" / "seed_sweep"
 K_SUBSET = (2, 10, 17, 25, 50, 100)
@@ -203,8 +205,8 @@ def seed_sweep_full_grid(seed_sweep, npy, run_models, rerun=False, chunk=25, sto
 
 def trial_cpu_seconds(run_dir):
     """CPU time of a raysweep run's trials and shared builds (each trial and build holds one CPU)."""
-    board = pd.read_parquet(run_dir / "leaderboard.parquet")
-    builds = json.loads((run_dir / "run.json").read_text())["shared_builds"]["builds"]
+    board = pd.read_parquet(run_dir / rf.LEADERBOARD)
+    builds = rf.RunRecord.read(run_dir / rf.RUN_RECORD).shared_builds["builds"]
     return float((board["fit_seconds"] + board["score_seconds"]).sum() + sum(b["seconds"] for b in builds))
 
 
@@ -213,8 +215,8 @@ def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=
     """Benchmark 1; ``k_values`` None means the full grid k = 2..100 (baseline from per-model records)."""
     name = "exhaustive-full" if k_values is None else f"exhaustive-{len(k_values)}k"
     wall_ray, run_dir, command, _ = run_raysweep(parquet, work, name, k_values, True)
-    board = pd.read_parquet(run_dir / "leaderboard.parquet")
-    run = json.loads((run_dir / "run.json").read_text())
+    board = pd.read_parquet(run_dir / rf.LEADERBOARD)
+    run = json.loads((run_dir / rf.RUN_RECORD).read_text())
     if k_values is None:
         records = seed_sweep_full_grid(seed_sweep, npy, baseline_models, rerun_baseline, stop_after=stop_after)
         seed = pd.concat([r["table"] for r in records.values()], ignore_index=True) if records else None
@@ -264,10 +266,10 @@ def equal_fidelity(parquet, npy, seed_sweep, work, k_values, n, baseline_models=
 def early_stopping(parquet, work, k_values, exhaustive_dir):
     name = "halving-full" if k_values is None else f"halving-{len(k_values)}k"
     wall, run_dir, command, _ = run_raysweep(parquet, work, name, k_values, False)
-    reference = json.loads((exhaustive_dir / "winner.json").read_text())
-    winner = json.loads((run_dir / "winner.json").read_text())
+    reference = json.loads((exhaustive_dir / rf.WINNER).read_text())
+    winner = json.loads((run_dir / rf.WINNER).read_text())
     ours, theirs = trial_cpu_seconds(run_dir), trial_cpu_seconds(exhaustive_dir)
-    run = json.loads((run_dir / "run.json").read_text())
+    run = json.loads((run_dir / rf.RUN_RECORD).read_text())
     return {"rungs": [(r["n"], r["configs"]) for r in run["rungs"]], "wall_s": round(wall, 1),
             "winner": f"{winner['model']} k={winner['k']}",
             "exhaustive_winner": f"{reference['model']} k={reference['k']}",
@@ -307,7 +309,7 @@ def tune_overhead(work, small=20, large=220):
 
 def full_million(features_1m, work):
     wall, run_dir, command, peak = run_raysweep(features_1m, work, "million", None, False, fraction=1.0)
-    winner = json.loads((run_dir / "winner.json").read_text())
+    winner = json.loads((run_dir / rf.WINNER).read_text())
     return {"wall_min": round(wall / 60, 1), "peak_rss_process_tree_gib": round(peak / 2**30, 2),
             "winner": f"{winner['model']} k={winner['k']}", "command": command}
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysweep import run_folder as rf
+
 REPO = Path(__file__).resolve().parents[1]
 SKLEARN_SETS = ("digits", "wine", "breast_cancer", "iris")
 PLAYLIST_SETS = ("playlists_audio", "playlists_cooccurrence", "playlists_audio_seed1")
@@ -111,7 +113,7 @@ def measure(name, work, cpus, playlist_k_max=100):
                                       num_cpus=cpus, progress=False))
     sweep_seconds = time.perf_counter() - started
     run_record, winner = read_run(run_dir)
-    leaderboard = pd.read_parquet(run_dir / "leaderboard.parquet")
+    leaderboard = pd.read_parquet(run_dir / rf.LEADERBOARD)
     top = leaderboard[(leaderboard["rung"] == leaderboard["rung"].max()) & leaderboard["status"].eq("ok")]
     matrix = read_feature_matrix(features)
     order = permutation(len(matrix.pid), run_record["seed"])[: int(top["n"].max())]
