@@ -424,3 +424,38 @@ def test_existing_run_with_other_settings_is_refused(tmp_path):
 def test_missing_feature_matrix_is_named(tmp_path, capsys):
     err = _cli_error(["--features", str(tmp_path / "absent.parquet"), "--results", str(tmp_path)], capsys)
     assert "absent.parquet" in err
+
+
+def test_run_sweep_needs_a_feature_matrix():
+    with pytest.raises(ValueError, match="no feature matrix given"):
+        run_sweep(SweepSettings(None))
+
+
+def test_the_command_resolves_the_default_data_only_after_checking_its_options(tmp_path, monkeypatch, capsys):
+    import raysweep.default_data
+    from raysweep import tune
+
+    built = []
+    monkeypatch.setattr(raysweep.default_data, "default_features", lambda: built.append(1) or tmp_path / "f.parquet")
+    assert _cli_error(["--k-min", "1", "--results", str(tmp_path)], capsys)
+    assert built == []  # a bad option stops before the default data set is built
+    settings = tune._settings(tune._parser().parse_args(["--results", str(tmp_path)]))
+    assert settings.features == tmp_path / "f.parquet" and built == [1]
+
+
+# --------------------------------------------------------------------------------------------- notebook API
+
+
+def test_import_raysweep_stays_light_and_exports_the_sweep_lazily():
+    code = ("import sys, raysweep; light = not {'pandas', 'sklearn', 'ray'} & set(sys.modules); "
+            "from raysweep import SweepResult, SweepSettings, sweep; print(light, sweep.__module__, "
+            "SweepSettings.__module__, SweepResult.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "raysweep.tune", "raysweep.sweep_settings", "raysweep.run_folder"]
+
+
+def test_an_unknown_raysweep_attribute_is_an_attribute_error():
+    import raysweep
+
+    with pytest.raises(AttributeError, match="has no attribute 'finalise'"):
+        raysweep.finalise  # noqa: B018
