@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raysweep.dataset import AUDIO_FEATURES
 from raysweep.feature_matrix import write_feature_matrix
 from raysweep.run_folder import RUN_RECORD, WINNER, RunRecord, Winner
 
-COLUMNS = ["danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness", "instrumentalness",
-           "liveness", "valence", "tempo", "duration_ms", "time_signature"]
+COLUMNS = list(AUDIO_FEATURES)
 
 
 def blob_features(rows: int, centres: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

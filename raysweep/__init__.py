@@ -2,28 +2,28 @@
 
 Stages, one module each, in data-flow order: ``synth`` (MPD-format generator), ``ingest`` (slices to Parquet),
 ``features`` (playlist feature matrix), ``tune`` (the sweep), ``finalize`` (refit the winner).
-Shared pieces: ``models``, ``scores``, ``selection``, ``storage``, ``plots``.
+Shared pieces: ``dataset``, ``models``, ``scores``, ``selection``, ``storage``, ``plots``.
 
-For notebooks: ``raysweep.sweep(features, ...)`` runs a sweep and returns a :class:`SweepResult` (leaderboard,
-winner, run folder); its settings are the fields of :class:`SweepSettings`. They are imported on first use, so
-``import raysweep`` (and every ``python -m raysweep.<stage>``) stays free of pandas, scikit-learn and Ray.
-
-Never bind a package attribute named like a submodule (a function ``finalize`` beside ``raysweep/finalize``): the
-first ``import raysweep.finalize`` rebinds ``raysweep.finalize`` to the module, and if the function is bound
-after that, ``import raysweep.finalize as f`` gives the function and patches of ``raysweep.finalize.X`` miss.
+For notebooks: ``raysweep.sweep(features, ...) -> SweepResult`` (leaderboard, winner, run folder; its settings are
+the fields of ``SweepSettings``) and ``raysweep.finalize_run(run) -> FinalResult`` (:mod:`raysweep.finalize.api`).
+They are imported on first use, so ``import raysweep.selection`` and the other light modules do not pay for scikit-learn and pandas.
 """
 
+import importlib
+
 __version__ = "0.1.0"
-__all__ = ["SweepResult", "SweepSettings", "sweep"]
+
+# Notebook API: name -> module defining it, imported on first access (PEP 562).
+_API = {"sweep": "raysweep.tune", "SweepSettings": "raysweep.sweep_settings", "SweepResult": "raysweep.run_folder",
+        "finalize_run": "raysweep.finalize.api", "FinalResult": "raysweep.finalize.api"}
+__all__ = ["__version__", *_API]
 
 
 def __getattr__(name):
-    if name in ("sweep", "SweepSettings"):
-        from raysweep import tune
-
-        return getattr(tune, name)
-    if name == "SweepResult":
-        from raysweep.run_folder import SweepResult
-
-        return SweepResult
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'raysweep' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_API])

@@ -49,6 +49,8 @@ def plan_rungs(n_total, fraction, n_configs, k_max, exhaustive, eta=ETA, min_run
     k_max : int
     exhaustive : bool
     eta : int, default=ETA
+    null : DataFrame indexed by k, default=None, the null model's scores the rule compares with
+        (:func:`raysweep.null_model.null_scores`)
     min_rung_size : int, default=None
         Overrides :func:`raysweep.samples.smallest_rung_size` (small test data sets use it).
 
@@ -92,7 +94,7 @@ class Rung:
         return self.index == self.n_rungs - 1
 
 
-def promote(board: pd.DataFrame, eta: int = ETA) -> list[dict]:
+def promote(board: pd.DataFrame, eta: int = ETA, null: pd.DataFrame | None = None) -> list[dict]:
     """The configs promoted from one rung: the top ``ceil(len(board) / eta)`` by the winner rule.
 
     Parameters
@@ -104,7 +106,7 @@ def promote(board: pd.DataFrame, eta: int = ETA) -> list[dict]:
     -------
     promoted : list of dict, ``{"model", "k"}`` in rank order
     """
-    ranked = selection.rank_configs(board).head(samples.promoted_count(len(board), eta))
+    ranked = selection.rank_configs(board, null=null).head(samples.promoted_count(len(board), eta))
     return [{"model": row.model, "k": int(row.k)} for row in ranked.itertuples()]
 
 

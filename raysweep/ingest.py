@@ -1,6 +1,7 @@
 """MPD JSON slices to a Parquet dataset: ``python -m raysweep.ingest SRC OUT [--allow-rejects] [--workers N]``.
 
-OUT gets three Parquet datasets, each readable with ``pyarrow.dataset.dataset(OUT / name)``:
+OUT gets three Parquet datasets, each readable with ``pyarrow.dataset.dataset(OUT / name)`` (their schemas, and
+how later stages read them, are in :mod:`raysweep.dataset`):
 
 - ``playlists``: pid, name, name_normalized, collaborative (bool), modified_at, num_tracks, num_albums,
   num_artists, num_followers, num_edits, duration_ms, description;
@@ -30,25 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from raysweep.dataset import PLAYLIST_TRACKS_SCHEMA, PLAYLISTS_SCHEMA, TABLES, TRACKS_SCHEMA
 from raysweep.mpd import check_playlist, map_slices, normalize_name, read_slice, slice_files, slice_pid_range
 from raysweep.storage import atomic_dir
 
-PLAYLISTS_SCHEMA = pa.schema([
-    ("pid", pa.int64()), ("name", pa.string()), ("name_normalized", pa.string()), ("collaborative", pa.bool_()),
-    ("modified_at", pa.int64()), ("num_tracks", pa.int32()), ("num_albums", pa.int32()),
-    ("num_artists", pa.int32()), ("num_followers", pa.int32()), ("num_edits", pa.int32()),
-    ("duration_ms", pa.int64()), ("description", pa.string()),
-])
-TRACKS_SCHEMA = pa.schema([
-    ("track_id", pa.int32()), ("track_uri", pa.string()), ("track_name", pa.string()), ("artist_uri", pa.string()),
-    ("artist_name", pa.string()), ("album_uri", pa.string()), ("album_name", pa.string()),
-    ("duration_ms", pa.int32()),
-])
-PLAYLIST_TRACKS_SCHEMA = pa.schema([("pid", pa.int64()), ("pos", pa.int32()), ("track_id", pa.int32())])
 # Row groups of ~1M rows make column scans cheap; files roll so no single file grows past ~16 row groups.
 ROW_GROUP_ROWS = {"playlists": 1 << 17, "tracks": 1 << 18, "playlist_tracks": 1 << 20}
 ROW_GROUPS_PER_FILE = 16
@@ -165,18 +154,6 @@ class _DatasetWriter:
         self.rows += table.num_rows
 
 
-def open_table(dataset: str | os.PathLike, name: str, columns: list[str]) -> pads.Dataset:
-    """One table (``playlists``, ``tracks`` or ``playlist_tracks``) of an ingest output, checked for ``columns``."""
-    path = Path(dataset) / name
-    if not path.exists():
-        raise FileNotFoundError(f"dataset {dataset}: no {name}/ folder (is it the output of raysweep.ingest?)")
-    table = pads.dataset(path, format="parquet")
-    absent = [c for c in columns if c not in table.schema.names]
-    if absent:
-        raise ValueError(f"dataset {dataset}: {name}/ lacks columns {', '.join(absent)}")
-    return table
-
-
 def ingest(src: str | os.PathLike, out: str | os.PathLike, workers: int | None = None,
            allow_rejects: bool = False) -> dict:
     """Convert the MPD slice files of ``src`` into the Parquet dataset ``out``.
@@ -216,9 +193,7 @@ def ingest(src: str | os.PathLike, out: str | os.PathLike, workers: int | None =
     totals = {"playlists": 0, "playlists_rejected": 0, "track_entries": 0, "json_bytes": 0}
     out = Path(out)
     with atomic_dir(out) as tmp:
-        writers = {name: _DatasetWriter(tmp / name, schema, ROW_GROUP_ROWS[name]) for name, schema in
-                   (("playlists", PLAYLISTS_SCHEMA), ("tracks", TRACKS_SCHEMA),
-                    ("playlist_tracks", PLAYLIST_TRACKS_SCHEMA))}
+        writers = {name: _DatasetWriter(tmp / name, schema, ROW_GROUP_ROWS[name]) for name, schema in TABLES.items()}
         with tqdm(total=len(files), unit="slice", desc="ingest", disable=not sys.stderr.isatty()) as bar:
             for part in map_slices(_read_slice_tables, [(str(path),) for path in files], workers):
                 known = len(track_ids)

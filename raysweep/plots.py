@@ -1,4 +1,5 @@
-"""Charts of a sweep: scores against k (the original study's chart) and the survivors of each rung.
+"""Every chart raysweep draws: the sweep's (scores against k, the original study's chart, and the survivors of each
+rung: :func:`write_plots`), the finalized clusters' (:func:`write_final_plots`) and the recommender's metrics.
 
 matplotlib is an optional extra (``pip install raysweep[plots]``): it is imported only here, only when plots are
 drawn, and without it :func:`write_plots` says so and returns without drawing. Figures are built with
@@ -93,7 +94,34 @@ def write_plots(leaderboard: pd.DataFrame, rungs: list[dict], out_dir: str | Pat
 
 
 # --------------------------------------------------------------------------------------------- finalize plots
-# Called by raysweep.finalize after it checked that matplotlib is importable.
+# write_final_plots checks that matplotlib is importable, then draws the four charts below.
+
+def write_final_plots(folder: Path, sample: np.ndarray, sample_labels: np.ndarray, profiles: pd.DataFrame,
+                      z: np.ndarray, columns: list[str], seed: int) -> dict:
+    """Draw the finalize plots into ``folder``; returns {plot: relative path}, empty when matplotlib is missing.
+
+    ``sample`` (n_points, n_features) are scaled rows for the 2-D projection, ``sample_labels`` their clusters.
+    """
+    try:
+        import matplotlib  # noqa: F401  (optional extra: the tables and the model do not need it)
+    except ImportError:
+        print("finalize: matplotlib is not installed, plots skipped (pip install 'raysweep[plots]')",
+              file=sys.stderr)
+        return {}
+    from sklearn.decomposition import PCA
+
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = {"sizes": plot_cluster_sizes(profiles["cluster"], profiles["size"], folder / "cluster_sizes.png"),
+             "profiles": plot_cluster_profiles(z, profiles["cluster"], columns, folder / "cluster_profiles.png")}
+    pca = PCA(n_components=2, random_state=seed).fit(sample)
+    drawn["projection"] = plot_cluster_projection(pca.transform(sample), sample_labels, pca.explained_variance_ratio_,
+                                                  folder / "cluster_projection.png")
+    if "top_names" in profiles:
+        names = {int(c): [(item["name"], item["count"]) for item in items]
+                 for c, items in zip(profiles["cluster"], profiles["top_names"])}
+        drawn["names"] = plot_cluster_names(names, folder / "cluster_names.png")
+    return {name: f"plots/{Path(path).name}" for name, path in drawn.items()}
+
 
 def plot_cluster_sizes(clusters, sizes, path):
     """Bar chart of playlists per cluster, largest first. Returns ``path``.

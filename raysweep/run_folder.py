@@ -13,6 +13,7 @@ Every path of the folder is spelled here, once::
       rungs/rung_<r>.parquet       a finished rung's rows, read back by a rerun
       rungs/rung_<r>.trials.jsonl  the ledger of rung r: every trial result as it reached the driver
       rungs/builds.jsonl           one line per shared build (ward tree, CF-tree) of every attempt
+      rungs/null_scores.parquet    the scores of data without clusters, per k, which the winner rule compares with
       final/                       finalize's output
 
 Writing: every file is written aside and renamed into place (:func:`raysweep.storage.atomic_file`); a ledger line
@@ -57,6 +58,7 @@ LOCK = "run.lock"
 RUNGS = "rungs"
 SETTINGS = f"{RUNGS}/settings.json"
 BUILDS = f"{RUNGS}/builds.jsonl"
+NULL_SCORES = f"{RUNGS}/null_scores.parquet"  # the scores of data without clusters per k
 FINAL = "final"
 # What the end of a run publishes to the storage URI (the ledgers and rung tables are inside rungs/).
 RESULTS = (LEADERBOARD, LEADERBOARD_CSV, WINNER, RUN_RECORD, PLOTS, TENSORBOARD, RUNGS)
@@ -324,6 +326,7 @@ class Winner(_Record):
     at_edge, edge_advice : str or None, when k is at the edge of the searched range
     n, rung, n_candidates : the top rung's rows, index and eligible configs
     promotion : dict, the promotion rule (``raysweep.halving.promotion_record``) and ``exhaustive``
+    null_model : dict, the null model the scores were compared with (method, rows, its scores' path)
     """
 
     REQUIRED = ("model", "k")
@@ -344,6 +347,7 @@ class Winner(_Record):
     rung: int | None = None
     n_candidates: int | None = None
     promotion: dict = field(default_factory=dict)
+    null_model: dict = field(default_factory=dict)
 
     @classmethod
     def from_selection(cls, selected: dict, promotion: dict) -> Winner:

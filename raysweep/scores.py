@@ -10,6 +10,13 @@ points, so the mean is an unbiased estimate of the exact silhouette with a finit
 distances are float32 for float32 input: ~1.7x faster, the estimate moves by ~1e-8). scikit-learn's
 ``silhouette_score(sample_size=m)`` is not used: it scores the sample against itself only, which shrinks every
 cluster to ~m/k points and biases the score more as k grows, the very parameter being chosen.
+
+:func:`cluster_centroids` (the sizes and mean rows of the clusters) lives here too: the scores, the families'
+cut centroids and finalize's cluster profiles all take them from it.
+
+Why one module of ~450 lines (over the house's ~400): it is one concern, the scores of a labeling. The exact and the
+estimated silhouette share the blocked distance sums, and :func:`score_labels` shares the label checks and the
+per-cluster sums with the single scores; split in two, each half would reach into the other's private helpers.
 """
 
 from __future__ import annotations
@@ -57,13 +64,31 @@ def _check_n_clusters(n_clusters, n_samples):
         )
 
 
-def _centroids(X, codes, sizes):
-    """Per-cluster means, shape (k, d), float64 (one bincount per column: O(n*d))."""
-    k = sizes.shape[0]
-    sums = np.empty((k, X.shape[1]), dtype=np.float64)
+def cluster_centroids(X, labels, n_clusters=None):
+    """The size and the mean row of each cluster: the one place raysweep computes them.
+
+    One ``np.bincount`` per column (O(n*d), no copy of X), accumulated in float64.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    labels : ndarray of shape (n_samples,), int in 0..n_clusters-1
+    n_clusters : int, default=None
+        None: ``labels.max() + 1``.
+
+    Returns
+    -------
+    sizes : ndarray of shape (n_clusters,), int64, rows per cluster
+    centroids : ndarray of shape (n_clusters, n_features), float64; NaN for a cluster without rows
+    """
+    X, labels = np.asarray(X), np.asarray(labels)
+    n_clusters = int(labels.max()) + 1 if n_clusters is None else int(n_clusters)
+    sizes = np.bincount(labels, minlength=n_clusters)
+    sums = np.empty((n_clusters, X.shape[1]), dtype=np.float64)
     for j in range(X.shape[1]):
-        sums[:, j] = np.bincount(codes, weights=X[:, j], minlength=k)
-    return sums / sizes[:, None]
+        sums[:, j] = np.bincount(labels, weights=X[:, j], minlength=n_clusters)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sizes, sums / sizes[:, None]
 
 
 def _distances_to_own_centroid(X, codes, centroids, chunk_rows=65_536):
@@ -96,6 +121,22 @@ def _calinski_harabasz(X, centroids, sizes, squared_residuals_sum):
     return float(extra * (n - k) / (squared_residuals_sum * (k - 1.0)))
 
 
+def _codes_of_scorable(X, labels):
+    """X, labels as 0..k-1 codes and the cluster sizes; ValueError unless 2 <= k < n_samples."""
+    X, labels = _check_X_labels(X, labels)
+    codes, sizes = _encode(labels)
+    _check_n_clusters(sizes.shape[0], X.shape[0])
+    return X, codes, sizes
+
+
+def _davies_bouldin_and_calinski_harabasz(X, codes, sizes):
+    """Both sum-based indices of one labeling, from one pass: centroids, then each row's distance to its own."""
+    centroids = cluster_centroids(X, codes, sizes.shape[0])[1]
+    dist = _distances_to_own_centroid(X, codes, centroids)
+    intra = np.bincount(codes, weights=dist, minlength=sizes.shape[0]) / sizes
+    return _davies_bouldin(centroids, intra), _calinski_harabasz(X, centroids, sizes, float(np.sum(dist**2)))
+
+
 def davies_bouldin(X, labels):
     """Davies-Bouldin index from per-cluster sums (lower is better).
 
@@ -109,13 +150,7 @@ def davies_bouldin(X, labels):
     score : float
         Equal to :func:`sklearn.metrics.davies_bouldin_score` (to rounding) in O(n*d + k^2*d).
     """
-    X, labels = _check_X_labels(X, labels)
-    codes, sizes = _encode(labels)
-    _check_n_clusters(sizes.shape[0], X.shape[0])
-    centroids = _centroids(X, codes, sizes)
-    dist = _distances_to_own_centroid(X, codes, centroids)
-    intra = np.bincount(codes, weights=dist, minlength=sizes.shape[0]) / sizes
-    return _davies_bouldin(centroids, intra)
+    return _davies_bouldin_and_calinski_harabasz(*_codes_of_scorable(X, labels))[0]
 
 
 def calinski_harabasz(X, labels):
@@ -131,12 +166,7 @@ def calinski_harabasz(X, labels):
     score : float
         Equal to :func:`sklearn.metrics.calinski_harabasz_score` (to rounding) in O(n*d + k*d).
     """
-    X, labels = _check_X_labels(X, labels)
-    codes, sizes = _encode(labels)
-    _check_n_clusters(sizes.shape[0], X.shape[0])
-    centroids = _centroids(X, codes, sizes)
-    dist = _distances_to_own_centroid(X, codes, centroids)
-    return _calinski_harabasz(X, centroids, sizes, float(np.sum(dist**2)))
+    return _davies_bouldin_and_calinski_harabasz(*_codes_of_scorable(X, labels))[1]
 
 
 class _ClusterDistanceSums:
@@ -275,9 +305,7 @@ def silhouette_samples_exact(X, labels, rows=None, chunk_rows=None):
     s : ndarray of shape (m,), float64
         Equal to ``sklearn.metrics.silhouette_samples(X, labels)[rows]`` to rounding.
     """
-    X, labels = _check_X_labels(X, labels)
-    codes, sizes = _encode(labels)
-    _check_n_clusters(sizes.shape[0], X.shape[0])
+    X, codes, sizes = _codes_of_scorable(X, labels)
     if rows is not None:
         rows = np.asarray(rows, dtype=np.intp)
         if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= X.shape[0])):
@@ -355,11 +383,28 @@ def silhouette_query_estimate(X, labels, query_idx, chunk_rows=None):
     """
     query_idx = np.asarray(query_idx, dtype=np.intp)
     s = silhouette_samples_exact(X, labels, rows=query_idx, chunk_rows=chunk_rows)
-    m, n = s.shape[0], np.asarray(X).shape[0]
-    if m < 2:
-        raise ValueError(f"query_idx must hold at least 2 points, got {m}")
-    se = float(np.std(s, ddof=1) / np.sqrt(m) * np.sqrt(max(0.0, 1.0 - m / n)))
-    return float(np.mean(s)), se
+    if s.shape[0] < 2:
+        raise ValueError(f"query_idx must hold at least 2 points, got {s.shape[0]}")
+    return float(np.mean(s)), _silhouette_standard_error(s, np.asarray(X).shape[0])
+
+
+def _silhouette_standard_error(s, n):
+    """Standard error of the mean of m query points' s(i), drawn without replacement from n rows.
+
+    ``sd(s_i) / sqrt(m) * sqrt(1 - m/n)`` (finite population correction); 0.0 when every row is a query point.
+    """
+    m = s.shape[0]
+    if m == n:
+        return 0.0
+    return float(np.std(s, ddof=1) / np.sqrt(m) * np.sqrt(1.0 - m / n))
+
+
+def between_within_ratio(calinski_harabasz, n, k):
+    """Between- over within-cluster dispersion, the part of Calinski-Harabasz that does not grow with n.
+
+    CH = (B / (k - 1)) / (W / (n - k)), so B / W = CH (k - 1) / (n - k): comparable across samples of any size.
+    """
+    return np.asarray(calinski_harabasz, dtype=np.float64) * (np.asarray(k) - 1) / (np.asarray(n) - np.asarray(k))
 
 
 def unscored(status):
@@ -406,11 +451,7 @@ def score_labels(X, labels, query_idx=None, exact_max_n=EXACT_SILHOUETTE_MAX_N, 
     if k >= n:
         result["status"] = f"degenerate: {k} clusters for {n} points, scores need fewer clusters than points"
         return result
-    centroids = _centroids(X, codes, sizes)
-    dist = _distances_to_own_centroid(X, codes, centroids)
-    intra = np.bincount(codes, weights=dist, minlength=k) / sizes
-    result["davies_bouldin"] = _davies_bouldin(centroids, intra)
-    result["calinski_harabasz"] = _calinski_harabasz(X, centroids, sizes, float(np.sum(dist**2)))
+    result["davies_bouldin"], result["calinski_harabasz"] = _davies_bouldin_and_calinski_harabasz(X, codes, sizes)
     if n <= exact_max_n:
         rows = None
     else:
@@ -420,6 +461,5 @@ def score_labels(X, labels, query_idx=None, exact_max_n=EXACT_SILHOUETTE_MAX_N, 
     sums = _distance_sums(X, codes, sizes, rows, chunk_rows)
     s = _silhouette_from_sums(sums, codes if rows is None else codes[rows], sizes)
     result["silhouette"] = float(np.mean(s))
-    m = s.shape[0]
-    result["silhouette_se"] = 0.0 if m == n else float(np.std(s, ddof=1) / np.sqrt(m) * np.sqrt(1.0 - m / n))
+    result["silhouette_se"] = _silhouette_standard_error(s, n)
     return result

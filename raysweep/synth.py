@@ -45,11 +45,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from raysweep.dataset import AUDIO_FEATURES
 from raysweep.mpd import MAX_TRACKS, MIN_ALBUMS, MIN_ARTISTS, MIN_TRACKS, map_slices
 from raysweep.storage import atomic_dir
 
-AUDIO_FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-                  "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "time_signature")
 GENERATED_ON = "2017-12-03 00:00:00.000000"  # fixed, so the same seed gives the same bytes
 
 # Catalog size, chosen so the full 1M playlists use about as many distinct tracks as the real MPD (2.26M).

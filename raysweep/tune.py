@@ -46,6 +46,8 @@ from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.feature_matrix import read_feature_matrix
 from raysweep.halving import ETA, Rung, config_grid, plan_rungs, promote, promotion_record
 from raysweep.models import GMM_MAX_N, birch_method
+from raysweep.null_model import METHOD as NULL_METHOD
+from raysweep.null_model import null_scores
 from raysweep.run_folder import Ledger, RunFolder, RunRecord, RunStorage, StorageUnavailable, SweepResult, Winner
 from raysweep.storage import LockHeld, exclusive_lock
 from raysweep.sweep_settings import SweepSettings, check_same_run
@@ -90,6 +92,7 @@ def run_sweep(settings: SweepSettings) -> Path:
 
         order = samples.permutation(len(matrix.pid), settings.seed)
         X = np.ascontiguousarray(matrix.scaled()[order[: sizes[-1]]])
+        null = _null_scores(folder, store, X, [config["k"] for config in configs], settings.seed)
         quiet_ray_output()
         started_ray = connect(settings.address, settings.num_cpus)
         import ray
@@ -100,23 +103,23 @@ def run_sweep(settings: SweepSettings) -> Path:
                                                                       settings.agglomerative_max_n),
                                           TrialSettings(settings.seed, settings.query_points, settings.exact_max_n),
                                           settings.progress)
-            frames, rung_records = _run_rungs(sizes, configs, experiments, settings)
+            frames, rung_records = _run_rungs(sizes, configs, experiments, settings, null)
         finally:
             if started_ray:
                 ray.shutdown()
         _write_outputs(folder, store, pd.concat(frames, ignore_index=True), rung_records, record,
-                       matrix.scaling(), time.perf_counter() - started)
+                       matrix.scaling(), null, time.perf_counter() - started)
     return folder.path
 
 
-def _run_rungs(sizes, configs, experiments, settings):
+def _run_rungs(sizes, configs, experiments, settings, null):
     """Successive halving over the rungs: the leaderboard frame of each rung and each rung's record."""
     alive, stopped, frames, rung_records = configs, 0, [], []
     for index, n in enumerate(sizes):
         rung = Rung(index, n, len(sizes), alive, stopped)
         frame = rf.leaderboard_frame(_run_or_read_rung(rung, experiments))
         frames.append(frame)
-        promoted = [] if rung.top else promote(frame, settings.eta)
+        promoted = [] if rung.top else promote(frame, settings.eta, null)
         rung_records.append({"rung": index, "n": n, "configs": len(alive), "promoted": len(promoted),
                              "silhouette": "exact" if n <= settings.exact_max_n else
                              f"query estimator, first {min(settings.query_points, n):,} rows of the sample"})
@@ -124,6 +127,19 @@ def _run_rungs(sizes, configs, experiments, settings):
             stopped += len(alive) - len(promoted)
             alive = promoted
     return frames, rung_records
+
+
+def _null_scores(folder, store, X, k_values, seed):
+    """The null's scores per k (:mod:`raysweep.null_model`): read from the run folder, else computed once."""
+    path = folder / rf.NULL_SCORES
+    if not path.exists():
+        store.fetch(rf.NULL_SCORES)
+    if path.exists():
+        return pd.read_parquet(path).set_index("k")
+    null = null_scores(X, k_values, seed)
+    rf.write_table(null.reset_index(), path)
+    store.mirror([rf.NULL_SCORES])
+    return null
 
 
 def _run_or_read_rung(rung, experiments):
@@ -147,13 +163,14 @@ def _run_or_read_rung(rung, experiments):
 # --------------------------------------------------------------------------------------------- outputs
 
 
-def _write_outputs(folder, store, leaderboard, rung_records, record, scaling, seconds):
+def _write_outputs(folder, store, leaderboard, rung_records, record, scaling, null, seconds):
     from raysweep.plots import write_plots
 
     rf.write_table(leaderboard, folder / rf.LEADERBOARD, folder / rf.LEADERBOARD_CSV)
     top = leaderboard[leaderboard["rung"] == leaderboard["rung"].max()]
     k_values = record["k_values"] or [record["k_min"], record["k_max"]]
-    selected = selection.select_winner(top, k_range=(min(k_values), max(k_values)))
+    selected = selection.select_winner(top, k_range=(min(k_values), max(k_values)), null=null)
+    selected["null_model"] = {"method": NULL_METHOD, "n": int(null["n"].iloc[0]), "path": rf.NULL_SCORES}
     Winner.from_selection(selected, {**promotion_record(record["eta"]), "exhaustive": record["exhaustive"]}).write(
         folder / rf.WINNER)
     plots = write_plots(leaderboard, rung_records, folder / rf.PLOTS)

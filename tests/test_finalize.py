@@ -380,3 +380,25 @@ def test_finalizes_a_real_sweep(ray_local, tmp_path):
     order = np.argsort(pid)
     assert adjusted_rand_score(planted[order], assignments.sort_values("pid")["cluster"]) == pytest.approx(1.0)
     assert all(check["ari"] == pytest.approx(1.0) for check in summary["stability"])
+
+
+def test_settings_object_and_keywords_give_the_same_refit(run_folder):
+    from raysweep.finalize import FinalizeSettings
+
+    run, _, _ = run_folder
+    by_settings = finalize(run, FinalizeSettings(model="kmeans", k=3, plots=False, quiet=True))
+    by_keywords = finalize(run, model="kmeans", k=3, **QUICK)
+    assert (by_settings["model"], by_settings["k"]) == (by_keywords["model"], by_keywords["k"]) == ("kmeans", 3)
+    with pytest.raises(TypeError, match="plot"):
+        finalize(run, plot=False)
+
+
+def test_notebook_function_leaves_the_stage_package_reachable_by_its_name():
+    import inspect
+
+    import raysweep
+
+    function = raysweep.finalize_run
+    import raysweep.finalize as stage
+
+    assert inspect.ismodule(stage) and stage.finalize_run is function

@@ -22,6 +22,8 @@ from sklearn.metrics import pairwise_distances, pairwise_distances_argmin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from raysweep.scores import cluster_centroids
+
 
 class DegenerateFitError(ValueError):
     """A model could not be fitted to these rows at this k (e.g. every GMM retry had a collapsed component)."""
@@ -64,25 +66,11 @@ def recorded_warnings(info):
 
 
 def label_centroids(X, labels, n_clusters=None):
-    """The mean row of each cluster.
+    """The mean row of each cluster, (n_clusters, n_features), float64, NaN for a cluster without rows.
 
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    labels : ndarray of shape (n_samples,), int in 0..n_clusters-1
-    n_clusters : int, default=None
-        None: ``labels.max() + 1``.
-
-    Returns
-    -------
-    centroids : ndarray of shape (n_clusters, n_features), float64; NaN for a cluster without rows
+    The centroids of :func:`raysweep.scores.cluster_centroids`, which the scores and finalize's profiles use too.
     """
-    n_clusters = int(labels.max()) + 1 if n_clusters is None else int(n_clusters)
-    X = np.asarray(X, dtype=np.float64)
-    counts = np.bincount(labels, minlength=n_clusters)
-    sums = np.stack([np.bincount(labels, weights=X[:, j], minlength=n_clusters) for j in range(X.shape[1])], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts[:, None]
+    return cluster_centroids(X, labels, n_clusters)[1]
 
 
 @dataclass

@@ -21,15 +21,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from raysweep.dataset import AUDIO_FEATURES, PidIndex, open_table
 from raysweep.feature_matrix import validate_values, write_feature_matrix
-from raysweep.ingest import open_table
 from raysweep.storage import is_uri
 
-AUDIO_FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-                  "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "time_signature")
 TRACK_URI_PREFIX = "spotify:track:"
 ID_COLUMNS = ("id", "track_id")  # where public audio-feature exports keep the bare 22-character track id
 STATUS_OK = "ok"  # the track has features
@@ -293,16 +290,15 @@ def playlist_track_sums(dataset: str | os.PathLike, pid: np.ndarray, track_value
     n_entries : ndarray of shape (n_playlists,), int64, all entries
     n_with_features : ndarray of shape (n_playlists,), int64
     """
-    path = Path(dataset) / "playlist_tracks"
-    if not path.exists():
-        raise FileNotFoundError(f"dataset {dataset}: no playlist_tracks/ folder")
+    entries = open_table(dataset, "playlist_tracks", ["pid", "track_id"])
+    playlist_rows = PidIndex(pid, source="playlists/")
     n_playlists, n_tracks = len(pid), len(track_values)
     sums = np.zeros((n_playlists, track_values.shape[1]))
     n_entries = np.zeros(n_playlists, dtype=np.int64)
     n_with = np.zeros(n_playlists, dtype=np.int64)
     filled = np.where(track_has_features[:, None], track_values, 0.0)
-    for batch in ds.dataset(path, format="parquet").to_batches(columns=["pid", "track_id"]):
-        row = _playlist_rows(batch.column("pid").to_numpy(), pid, dataset)
+    for batch in entries.to_batches(columns=["pid", "track_id"]):
+        row = playlist_rows.lookup_known(batch.column("pid").to_numpy(), where=f"dataset {dataset}: playlist_tracks")
         tid = batch.column("track_id").to_numpy().astype(np.int64)
         if len(tid) and (tid.min() < 0 or tid.max() >= n_tracks):
             raise ValueError(f"dataset {dataset}: playlist_tracks holds track_id outside 0..{n_tracks - 1}")
@@ -312,17 +308,6 @@ def playlist_track_sums(dataset: str | os.PathLike, pid: np.ndarray, track_value
         for j in range(entry_values.shape[1]):
             sums[:, j] += np.bincount(row, weights=entry_values[:, j], minlength=n_playlists)
     return sums, n_entries, n_with
-
-
-def _playlist_rows(batch_pid: np.ndarray, pid: np.ndarray, dataset) -> np.ndarray:
-    """Row of each batch pid in the sorted ``pid`` array; ValueError for a pid not in ``playlists``."""
-    row = np.searchsorted(pid, batch_pid)
-    row = np.minimum(row, len(pid) - 1)
-    unknown = pid[row] != batch_pid
-    if unknown.any():
-        raise ValueError(f"dataset {dataset}: playlist_tracks references pid {batch_pid[unknown][0]} "
-                         "that is not in playlists/")
-    return row
 
 
 def build_audio_features(dataset: str | os.PathLike, out: str | os.PathLike, table: str | os.PathLike | None = None,

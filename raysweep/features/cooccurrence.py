@@ -23,8 +23,8 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.preprocessing import normalize
 
+from raysweep.dataset import PidIndex, open_table
 from raysweep.feature_matrix import validate_values, write_feature_matrix
-from raysweep.ingest import open_table
 
 WEIGHTING = "tfidf: sublinear tf (1 + log count), smooth idf, rows L2-normalized (sklearn TfidfTransformer)"
 
@@ -48,13 +48,9 @@ def playlist_track_matrix(dataset: str | os.PathLike) -> tuple[sp.csr_matrix, np
     rows = np.empty(nnz, dtype=np.int32)
     cols = np.empty(nnz, dtype=np.int32)
     filled = 0
+    playlist_rows = PidIndex(pid, source="playlists/")
     for batch in entries.to_batches(columns=["pid", "track_id"]):
-        batch_pid = batch.column("pid").to_numpy()
-        row = np.minimum(np.searchsorted(pid, batch_pid), len(pid) - 1)
-        unknown = pid[row] != batch_pid
-        if unknown.any():
-            raise ValueError(f"dataset {dataset}: playlist_tracks references pid {batch_pid[unknown][0]} "
-                             "that is not in playlists/")
+        row = playlist_rows.lookup_known(batch.column("pid").to_numpy(), where=f"dataset {dataset}: playlist_tracks")
         tid = batch.column("track_id").to_numpy()
         if len(tid) and (tid.min() < 0 or tid.max() >= n_tracks):
             raise ValueError(f"dataset {dataset}: playlist_tracks holds track_id outside 0..{n_tracks - 1}")

@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
+from raysweep.dataset import PidIndex, open_table
 from raysweep.feature_matrix import FeatureMatrix, apply_scaling, read_feature_matrix
-from raysweep.ingest import open_table
 from raysweep.mpd import normalize_name
 
 TOP_TRACKS = 2000  # popular tracks kept per cluster and overall: 500 to recommend plus up to 250 seeds and margin
@@ -244,7 +244,7 @@ def build_index(dataset: str | os.PathLike, features: str | os.PathLike | Featur
     keep = np.ones(len(matrix.pid), dtype=bool) if exclude_pids is None else ~np.isin(matrix.pid, exclude_pids)
     pid = matrix.pid[keep]
     values = np.ascontiguousarray(matrix.values[keep])
-    row_of = _row_lookup(pid)
+    row_of = PidIndex(pid).lookup
 
     entries = open_table(dataset, "playlist_tracks", ["pid", "track_id"]).to_table(columns=["pid", "track_id"])
     row = row_of(entries.column("pid").to_numpy())
@@ -275,31 +275,6 @@ def build_index(dataset: str | os.PathLike, features: str | os.PathLike | Featur
                  track_feature_source=source, title_code=title_code, titles=pd.Index(titles, dtype=object),
                  title_rows=title_rows, title_starts=title_starts, catalog=catalog,
                  feature_source=str(matrix.metadata.get("source", "unknown")), excluded=int((~keep).sum()))
-
-
-def _row_lookup(pid: np.ndarray):
-    """A vectorized pid -> row map over ``pid`` (n,), in any order; unknown pids map to -1."""
-    if len(pid) and pid.min() >= 0 and pid.max() < 4 * len(pid) + 1024:
-        # Dense pids (the MPD's are 0..999,999): a direct table, several times faster than a binary search over
-        # the 66M entries of the full data set.
-        table = np.full(int(pid.max()) + 1, -1, dtype=np.int64)
-        table[pid] = np.arange(len(pid))
-
-        def row_of(query: np.ndarray) -> np.ndarray:
-            inside = (query >= 0) & (query < len(table))
-            return np.where(inside, table[np.where(inside, query, 0)], -1)
-
-        return row_of
-    order = np.argsort(pid, kind="stable")
-    sorted_pid = pid[order]
-
-    def row_of(query: np.ndarray) -> np.ndarray:
-        if len(sorted_pid) == 0:
-            return np.full(len(query), -1, dtype=np.int64)
-        position = np.minimum(np.searchsorted(sorted_pid, query), len(sorted_pid) - 1)
-        return np.where(sorted_pid[position] == query, order[position], -1).astype(np.int64)
-
-    return row_of
 
 
 def derived_track_features(by_track: sp.csr_matrix, values: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from raysweep.dataset import open_table
 from raysweep.feature_matrix import FeatureMatrix, read_feature_matrix
-from raysweep.ingest import open_table
 from raysweep.mpd import normalize_name
 from raysweep.recommend.index import Clustering, Index, build_index
 from raysweep.recommend.methods import DEFAULT_METHOD, Seed, get_method, seed_clusters

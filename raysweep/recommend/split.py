@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from raysweep.ingest import open_table
+from raysweep.dataset import open_table
 
 MIN_HELD_OUT = 5  # distinct tracks a held-out playlist withholds at least
 FULL_SCALE_PER_CATEGORY = 1000

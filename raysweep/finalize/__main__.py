@@ -1,0 +1,7 @@
+"""``python -m raysweep.finalize``: see :mod:`raysweep.finalize.cli`."""
+
+import sys
+
+from raysweep.finalize.cli import main
+
+sys.exit(main())
