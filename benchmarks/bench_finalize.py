@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from raysweep.dataset import AUDIO_FEATURES
 from raysweep.feature_matrix import write_feature_matrix
+from raysweep.run_folder import RUN_RECORD, WINNER, RunRecord, Winner
 
 COLUMNS = list(AUDIO_FEATURES)
 
@@ -56,12 +57,9 @@ def write_run(folder: Path, rows: int, k: int, seed: int) -> Path:
     write_feature_matrix(features, pid, values, COLUMNS, {"source": "bench blobs", "scaling": scaling})
     run = folder / "results" / "bench"
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({
-        "name": "bench", "features": str(features), "feature_columns": COLUMNS, "scaling": scaling, "seed": seed,
-        "fraction": 1.0, "n_total": rows, "rungs": [], "models": ["kmeans"], "k_min": k, "k_max": k,
-        "exhaustive": True}))
-    (run / "winner.json").write_text(json.dumps({"model": "kmeans", "k": k, "rule": "benchmark: given",
-                                                 "scores": {}}))
+    RunRecord(name="bench", features=str(features), feature_columns=COLUMNS, scaling=scaling, seed=seed,
+              fraction=1.0, n_total=rows, models=["kmeans"], k_min=k, k_max=k, exhaustive=True).write(run / RUN_RECORD)
+    Winner(model="kmeans", k=k, rule="benchmark: given").write(run / WINNER)
     return run
 
 

@@ -39,8 +39,9 @@ def build(workdir: Path, playlists: int, workers: int, data: Path | None = None)
     from raysweep.features.audio import build_audio_features
     from raysweep.finalize import finalize
     from raysweep.ingest import ingest
+    from raysweep.run_folder import WINNER
     from raysweep.synth import generate
-    from raysweep.tune import run_sweep
+    from raysweep.tune import SweepSettings, run_sweep
 
     seconds = {}
     source = data if data is not None else workdir
@@ -59,9 +60,9 @@ def build(workdir: Path, playlists: int, workers: int, data: Path | None = None)
     step("ingest", dataset.exists(), lambda: ingest(mpd / "data", dataset, workers=workers))
     step("features", features.exists(), lambda: build_audio_features(
         dataset, features, table=mpd / "track_audio_features.parquet"))
-    step("sweep", (run / "winner.json").exists(), lambda: run_sweep(
+    step("sweep", (run / WINNER).exists(), lambda: run_sweep(SweepSettings(
         features, fraction=1.0, models=("kmeans",), k_values=[17], exhaustive=True, results=workdir / "results",
-        name="bench", progress=False, num_cpus=workers))
+        name="bench", progress=False, num_cpus=workers)))
     step("finalize", (run / "final" / "model.json").exists(), lambda: finalize(
         run, plots=False, quiet=True, fractions=()))
     return run, dataset, mpd / "track_audio_features.parquet", seconds

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysweep import run_folder as rf
+
 REPO = Path(__file__).resolve().parents[1]
 SKLEARN_SETS = ("digits", "wine", "breast_cancer", "iris")
 PLAYLIST_SETS = ("playlists_audio", "playlists_cooccurrence", "playlists_audio_seed1")
@@ -102,16 +104,16 @@ def measure(name, work, cpus, playlist_k_max=100):
     from raysweep.models import fit_final
     from raysweep.samples import permutation
     from raysweep.selection import split_off_reasons
-    from raysweep.tune import run_sweep
+    from raysweep.tune import SweepSettings, run_sweep
 
     started = time.perf_counter()
     features, labels, k_max = (sklearn_set(name, work) if name in SKLEARN_SETS
                                else playlist_set(name, work, playlist_k_max))
-    run_dir = run_sweep(features, fraction=1.0, k_max=k_max, results=Path(work) / "results", name=name,
-                        num_cpus=cpus, progress=False)
+    run_dir = run_sweep(SweepSettings(features, fraction=1.0, k_max=k_max, results=Path(work) / "results", name=name,
+                                      num_cpus=cpus, progress=False))
     sweep_seconds = time.perf_counter() - started
     run_record, winner = read_run(run_dir)
-    leaderboard = pd.read_parquet(run_dir / "leaderboard.parquet")
+    leaderboard = pd.read_parquet(run_dir / rf.LEADERBOARD)
     top = leaderboard[(leaderboard["rung"] == leaderboard["rung"].max()) & leaderboard["status"].eq("ok")]
     matrix = read_feature_matrix(features)
     order = permutation(len(matrix.pid), run_record["seed"])[: int(top["n"].max())]

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysweep import run_folder as rf
+
 REPO = Path(__file__).resolve().parents[1]
 SCORES = ["silhouette", "davies_bouldin", "calinski_harabasz"]
 KEYS = ["rung", "model", "k", "n", "status"]
@@ -51,8 +53,8 @@ def _differences(board, reference):
 def _ledger_counts(run_dir):
     """(configs computed twice, ledger attempts beyond the first) over every rung of a run."""
     twice, extra_attempts = 0, 0
-    for path in (run_dir / "rungs").glob("rung_*.trials.jsonl"):
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for path in (run_dir / rf.RUNGS).glob("rung_*.trials.jsonl"):
+        records = rf.read_lines(path)
         results = [(r["model"], r["k"]) for r in records if r["event"] == "result"]
         twice += len(results) - len(set(results))
         extra_attempts += sum(1 for r in records if r["event"] == "attempt") - 1
@@ -90,7 +92,7 @@ def main(argv=None):
         if reference_run.wait() != 0:
             sys.exit(f"the undisturbed sweep failed: {reference_run.stderr.read()[-2000:]}")
         wall = time.perf_counter() - started
-        reference = pd.read_parquet(results / "undisturbed" / "leaderboard.parquet")
+        reference = pd.read_parquet(results / "undisturbed" / rf.LEADERBOARD)
         record.update(undisturbed_seconds=round(wall, 1), configs=int((reference["rung"] == 0).sum()),
                       trials=len(reference))
         print(f"undisturbed: {wall:.0f} s, {len(reference)} trials", flush=True)
@@ -109,7 +111,7 @@ def main(argv=None):
             entry = {"run": run, "kill_at_seconds": round(kill_at, 1), "killed_before_the_end": kill_at < seconds,
                      "exit": returncode, "seconds": round(seconds, 1)}
             if returncode == 0:
-                board = pd.read_parquet(results / name / "leaderboard.parquet")
+                board = pd.read_parquet(results / name / rf.LEADERBOARD)
                 twice, extra_attempts = _ledger_counts(results / name)
                 entry.update(differences=_differences(board, reference), computed_twice=twice,
                              extra_attempts=extra_attempts)

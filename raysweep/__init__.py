@@ -4,8 +4,9 @@ Stages, one module each, in data-flow order: ``synth`` (MPD-format generator), `
 ``features`` (playlist feature matrix), ``tune`` (the sweep), ``finalize`` (refit the winner).
 Shared pieces: ``dataset``, ``models``, ``scores``, ``selection``, ``storage``, ``plots``.
 
-For notebooks: ``raysweep.finalize_run(run) -> FinalResult`` (:mod:`raysweep.finalize.api`). It is imported on
-first use, so ``import raysweep.selection`` and the other light modules do not pay for scikit-learn and pandas.
+For notebooks: ``raysweep.sweep(features, ...) -> SweepResult`` (leaderboard, winner, run folder; its settings are
+the fields of ``SweepSettings``) and ``raysweep.finalize_run(run) -> FinalResult`` (:mod:`raysweep.finalize.api`).
+They are imported on first use, so ``import raysweep.selection`` and the other light modules do not pay for scikit-learn and pandas.
 """
 
 import importlib
@@ -13,7 +14,8 @@ import importlib
 __version__ = "0.1.0"
 
 # Notebook API: name -> module defining it, imported on first access (PEP 562).
-_API = {"finalize_run": "raysweep.finalize.api", "FinalResult": "raysweep.finalize.api"}
+_API = {"sweep": "raysweep.tune", "SweepSettings": "raysweep.sweep_settings", "SweepResult": "raysweep.run_folder",
+        "finalize_run": "raysweep.finalize.api", "FinalResult": "raysweep.finalize.api"}
 __all__ = ["__version__", *_API]
 
 

@@ -27,14 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from raysweep.finalize import finalize
-    from raysweep.tune import run_sweep
+    from raysweep.tune import SweepSettings, run_sweep
 
     started = time.perf_counter()
     data = build_default_data(args.playlists)
     print(f"[1/3] data: MPD-format slices in {data / 'mpd' / 'data'}, Parquet dataset in {data / 'dataset'}, "
           f"feature matrix {data / 'features.parquet'}", flush=True)
-    run_dir = Path(run_sweep(data / "features.parquet", fraction=1.0, k_max=args.k_max,
-                             results=args.results, name=args.name))
+    run_dir = Path(run_sweep(SweepSettings(data / "features.parquet", fraction=1.0, k_max=args.k_max,
+                                           results=args.results, name=args.name)))
     print(f"[2/3] sweep: leaderboard {run_dir / 'leaderboard.csv'}, winner {run_dir / 'winner.json'}, "
           f"plots {run_dir / 'plots'}", flush=True)
     finalize(run_dir, dataset=data / "dataset")

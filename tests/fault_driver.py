@@ -61,15 +61,15 @@ def _die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _kill_in_ledger(tune, after, cut):
-    original = tune.Ledger.append
+def _kill_in_ledger(run_folder, after, cut):
+    original = run_folder.Ledger.append
     count = {"results": 0}
 
     def append(self, record):
         if record.get("event") == "result":
             count["results"] += 1
             if cut and count["results"] == cut:
-                line = json.dumps(record, default=tune._json_default)
+                line = json.dumps(record, default=run_folder.json_default)
                 with open(self.path, "a") as handle:
                     handle.write(line[: len(line) // 2])
                 _die()
@@ -77,7 +77,7 @@ def _kill_in_ledger(tune, after, cut):
         if after and count["results"] == after:
             _die()
 
-    tune.Ledger.append = append
+    run_folder.Ledger.append = append
 
 
 def _kill_writing(name):
@@ -121,18 +121,20 @@ def main():
     options, args = parser.parse_args(sys.argv[1:split]), sys.argv[split + 1:]
     faults = dict(fault.split("=", 1) for fault in options.fault)
 
+    import raysweep._ray_rung as ray_rung
     import raysweep._trainable as trainable
     import raysweep.finalize as finalize
     import raysweep.plots  # noqa: F401  (imported so that _kill_writing patches its atomic_dir too)
+    import raysweep.run_folder as run_folder
     import raysweep.tune as tune
 
-    _kill_in_ledger(tune, int(faults.get("kill-after-results", 0)), int(faults.get("cut-result", 0)))
+    _kill_in_ledger(run_folder, int(faults.get("kill-after-results", 0)), int(faults.get("cut-result", 0)))
     if "kill-writing" in faults:
         _kill_writing(faults["kill-writing"])
     if "trial-retries" in faults:
-        tune.TRIAL_RETRIES = int(faults["trial-retries"])
+        ray_rung.TRIAL_RETRIES = int(faults["trial-retries"])
     if "mirror-seconds" in faults:
-        tune.MIRROR_SECONDS = float(faults["mirror-seconds"])
+        ray_rung.MIRROR_SECONDS = float(faults["mirror-seconds"])
     if "marks" in faults:
         MARKS = faults["marks"]
         TRIAL_DELAY = float(faults.get("trial-delay", 0))

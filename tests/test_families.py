@@ -17,6 +17,7 @@ from raysweep import finalize as finalize_module
 from raysweep import selection, tune
 from raysweep.families import MODEL_NAMES, REGISTRY, get_family
 from raysweep.families.base import ClusterFamily, FinalModel, Fit, label_centroids
+from raysweep.halving import config_grid
 from raysweep.models import fit_final
 
 FIVE = ["kmeans", "birch", "agglomerative", "gmm", "bisecting_kmeans"]
@@ -37,7 +38,7 @@ def test_default_grid_is_the_four_design_card_families():
     assert MODEL_NAMES == ("kmeans", "birch", "agglomerative", "gmm")
     default_models = tune._parser().parse_args([]).models.split(",")
     assert default_models == list(MODEL_NAMES)
-    assert len(tune._configs(default_models, range(2, 101))) == 396
+    assert len(config_grid(default_models, range(2, 101))) == 396
 
 
 def test_family_names_need_neither_sklearn_nor_scipy():
@@ -95,7 +96,7 @@ class _StripesFamily(ClusterFamily):
 def test_a_registered_family_needs_no_edit_elsewhere(blobs, monkeypatch):
     X, _ = blobs
     monkeypatch.setitem(REGISTRY, "stripes", _StripesFamily())
-    tune._check_settings(1.0, ["stripes", "kmeans"], 2, 5, 3)  # --models accepts it
+    tune.SweepSettings("f.parquet", fraction=1.0, models=["stripes", "kmeans"], k_max=5).checked()  # accepted
     sweep_labels, warnings = get_family("stripes").labels(X, 3, None, seed=0)
     final = fit_final("stripes", 3, X, seed=0, max_n=100)  # an option it does not take is left out
     np.testing.assert_array_equal(final.labels_, sweep_labels)
@@ -144,8 +145,9 @@ def test_bisecting_kmeans_sweeps_and_finalizes(ray_local, tmp_path):
     centres = [[0, 0], [8, 0], [0, 8]]
     values, _ = make_blobs(n_samples=900, centers=centres, cluster_std=0.5, random_state=0)
     write_feature_matrix(tmp_path / "blobs.parquet", np.arange(900), values, ["f0", "f1"], {"source": "test"})
-    run = tune.run_sweep(tmp_path / "blobs.parquet", fraction=1.0, models=("bisecting_kmeans",), k_min=2, k_max=5,
-                         results=tmp_path, name="bisect", min_rung_size=300, progress=False)
+    settings = tune.SweepSettings(tmp_path / "blobs.parquet", fraction=1.0, models=("bisecting_kmeans",), k_min=2,
+                                  k_max=5, results=tmp_path, name="bisect", min_rung_size=300, progress=False)
+    run = tune.run_sweep(settings)
     winner = json.loads((run / "winner.json").read_text())
     assert (winner["model"], winner["k"]) == ("bisecting_kmeans", 3)
     summary = finalize_module.finalize(run, quiet=True, plots=False, fractions=(0.5,))

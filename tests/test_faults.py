@@ -27,8 +27,9 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from raysweep.feature_matrix import write_feature_matrix
+from raysweep.run_folder import Ledger
 from raysweep.storage import LockHeld, exclusive_lock
-from raysweep.tune import Ledger, main
+from raysweep.tune import main
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = REPO / "tests" / "fault_driver.py"
@@ -184,7 +185,7 @@ def test_lock_left_by_a_dead_process_is_taken_over(tmp_path):
 
 
 class _FullDisk:
-    """``open`` for raysweep.tune whose files raise ENOSPC on the ``after``-th write of the ledgers."""
+    """``open`` for raysweep.run_folder whose files raise ENOSPC on the ``after``-th write of the ledgers."""
 
     def __init__(self, after):
         self.writes, self.after = 0, after
@@ -207,9 +208,9 @@ class _FullDisk:
 
 def test_disk_full_during_trials_stops_with_one_line_and_the_rerun_completes(ray_local, features, reference,
                                                                             tmp_path, capsys, monkeypatch):
-    import raysweep.tune
+    import raysweep.run_folder
 
-    monkeypatch.setattr(raysweep.tune, "open", _FullDisk(after=5), raising=False)
+    monkeypatch.setattr(raysweep.run_folder, "open", _FullDisk(after=5), raising=False)
     assert main(_command(features, tmp_path)) == 3
     line = _one_clear_line(capsys.readouterr().err)
     ledger = tmp_path / "run" / "rungs" / "rung_0.trials.jsonl"

@@ -11,7 +11,8 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from raysweep.feature_matrix import apply_scaling, read_feature_matrix, write_feature_matrix
-from raysweep.tune import main as tune_main, run_sweep
+from raysweep.tune import SweepSettings, run_sweep
+from raysweep.tune import main as tune_main
 
 
 def blob_values(n=200, d=3):
@@ -111,8 +112,8 @@ def test_tune_with_a_csv_says_parquet_is_expected(tmp_path, capsys):
 @pytest.mark.slow
 def test_tune_leaves_out_a_constant_column_and_records_it(ray_local, tmp_path):
     write_with_flat_column(tmp_path / "f.parquet")
-    run_dir = run_sweep(tmp_path / "f.parquet", fraction=1.0, models=["kmeans"], k_min=2, k_max=3,
-                        results=tmp_path / "results", name="flat", min_rung_size=50)
+    run_dir = run_sweep(SweepSettings(tmp_path / "f.parquet", fraction=1.0, models=["kmeans"], k_min=2, k_max=3,
+                                      results=tmp_path / "results", name="flat", min_rung_size=50))
     run = json.loads((run_dir / "run.json").read_text())
     assert run["feature_columns"] == ["a", "c"]
     assert run["dropped_feature_columns"] == {"flat": "constant: every playlist has 7"}

@@ -367,11 +367,12 @@ def test_cli_error_is_one_line_naming_the_problem(tmp_path, capsys):
 def test_finalizes_a_real_sweep(ray_local, tmp_path):
     from sklearn.metrics import adjusted_rand_score
 
-    from raysweep.tune import run_sweep
+    from raysweep.tune import SweepSettings, run_sweep
 
     _, pid, planted = make_run(tmp_path, n=3000)
-    run = run_sweep(tmp_path / "features.parquet", fraction=1.0, models=["kmeans", "agglomerative"], k_min=2,
-                    k_max=6, exhaustive=True, results=tmp_path / "sweep", name="e2e", seed=0, progress=False)
+    run = run_sweep(SweepSettings(tmp_path / "features.parquet", fraction=1.0, models=["kmeans", "agglomerative"],
+                                  k_min=2, k_max=6, exhaustive=True, results=tmp_path / "sweep", name="e2e", seed=0,
+                                  progress=False))
     summary = finalize(run, quiet=True)
     winner = json.loads((run / "winner.json").read_text())
     assert (summary["model"], summary["k"]) == (winner["model"], winner["k"]) and summary["k"] == CENTRES

@@ -4,6 +4,8 @@ import doctest
 import re
 from pathlib import Path
 
+import pytest
+
 from test_finalize import make_run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -25,6 +27,18 @@ def test_finalize_notebook_example_runs(tmp_path):
     text, line = _section("finalize")
     test = doctest.DocTestParser().get_doctest(text, {"run": run}, "README.md (finalize)", str(README), line)
     assert len(test.examples) >= 5
+    report = []
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+
+
+@pytest.mark.slow
+def test_sweep_notebook_example_runs(ray_local, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example writes blobs.parquet and results/ in the working directory
+    text, line = _section("sweep-api")
+    test = doctest.DocTestParser().get_doctest(text, {}, "README.md (sweep-api)", str(README), line)
+    assert len(test.examples) >= 7
     report = []
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test, out=report.append)

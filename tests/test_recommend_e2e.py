@@ -21,14 +21,14 @@ def finalized(generated_mpd, ray_local, tmp_path_factory):
     """(run folder, dataset folder) of a finalized sweep over KMeans k = 2..6."""
     from raysweep.features.audio import build_audio_features
     from raysweep.finalize import finalize
-    from raysweep.tune import run_sweep
+    from raysweep.tune import SweepSettings, run_sweep
 
     folder = tmp_path_factory.mktemp("recommend_run")
     dataset = generated_mpd / "dataset"
     build_audio_features(dataset, folder / "features.parquet",
                          table=generated_mpd / "mpd" / "track_audio_features.parquet")
-    run = run_sweep(folder / "features.parquet", fraction=1.0, models=("kmeans",), k_min=2, k_max=6,
-                    exhaustive=True, results=folder / "results", name="rec", progress=False)
+    run = run_sweep(SweepSettings(folder / "features.parquet", fraction=1.0, models=("kmeans",), k_min=2, k_max=6,
+                                  exhaustive=True, results=folder / "results", name="rec", progress=False))
     finalize(run, dataset=dataset, plots=False, quiet=True, fractions=())
     return run, dataset
 

@@ -4,6 +4,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -17,14 +18,15 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from raysweep._progress import ProgressLine
 from raysweep.feature_matrix import write_feature_matrix
 from raysweep.families.ward import FAMILY as WARD
 from raysweep.models import ward_labels, ward_tree
 from raysweep.selection import rank_configs
-from raysweep.tune import LEADERBOARD_COLUMNS, Ledger, StorageUnavailable, _ledger_callback, main, run_sweep
+from raysweep.run_folder import LEADERBOARD_COLUMNS, Ledger
+from raysweep.tune import SweepSettings, main, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
+FORMAT_1 = REPO / "tests" / "fixtures" / "run_format1"  # a run folder of commit 96b9e72, before formats
 PLANTED_K = 4
 
 
@@ -56,8 +58,8 @@ def sweep(ray_local, tmp_path_factory):
     """A 3-rung sweep of all four models, k = 2..7, on 1,500 blob rows with 4 planted clusters."""
     root = tmp_path_factory.mktemp("sweep")
     features = _blobs(root / "blobs.parquet", 1500)
-    run_dir = run_sweep(features, fraction=1.0, k_min=2, k_max=7, results=root / "results", name="blobs",
-                        min_rung_size=150)
+    run_dir = run_sweep(SweepSettings(features, fraction=1.0, k_min=2, k_max=7, results=root / "results", name="blobs",
+                                      min_rung_size=150))
     return SimpleNamespace(run_dir=run_dir, leaderboard=pd.read_parquet(run_dir / "leaderboard.parquet"),
                            run=json.loads((run_dir / "run.json").read_text()),
                            winner=json.loads((run_dir / "winner.json").read_text()))
@@ -82,8 +84,8 @@ def test_sweep_on_generated_playlists_lands_near_the_planted_profile_count(ray_l
     n_profiles = planted["profile"].nunique()
     features = tmp_path / "embedding.parquet"
     build_cooccurrence_embedding(generated_mpd / "dataset", features, dim=16)
-    run_dir = run_sweep(features, fraction=1.0, k_min=2, k_max=10, results=tmp_path / "results", name="planted",
-                        min_rung_size=150)
+    run_dir = run_sweep(SweepSettings(features, fraction=1.0, k_min=2, k_max=10, results=tmp_path / "results",
+                                      name="planted", min_rung_size=150))
     winner = json.loads((run_dir / "winner.json").read_text())
     assert n_profiles == 5
     assert abs(winner["k"] - n_profiles) <= 1, winner
@@ -149,8 +151,9 @@ def test_only_a_capped_ward_tree_is_reused():
 @pytest.mark.slow
 def test_capped_ward_tree_is_built_once_for_every_rung_above_the_cap(ray_local, tmp_path):
     features = _blobs(tmp_path / "blobs.parquet", 1500)
-    run_dir = run_sweep(features, fraction=1.0, models=["agglomerative"], k_min=2, k_max=28, results=tmp_path,
-                        name="capped", min_rung_size=150, agglomerative_max_n=300, progress=False)
+    run_dir = run_sweep(SweepSettings(features, fraction=1.0, models=["agglomerative"], k_min=2, k_max=28,
+                                      results=tmp_path, name="capped", min_rung_size=150, agglomerative_max_n=300,
+                                      progress=False))
     run = json.loads((run_dir / "run.json").read_text())
     assert [r["n"] for r in run["rungs"]] == [167, 500, 1500]
     assert run["shared_builds"]["counts"]["ward_tree"] == {"0": 1, "1": 1}  # none at rung 2
@@ -213,8 +216,8 @@ def test_run_recorded_before_the_ward_cap_setting_still_resumes(sweep, capsys):
     settings = json.loads(settings_path.read_text())
     del settings["agglomerative_max_n"]  # as the versions before this setting wrote it
     settings_path.write_text(json.dumps(settings))
-    run_sweep(sweep.run["features"], fraction=1.0, k_min=2, k_max=7, results=sweep.run_dir.parent, name="blobs",
-              min_rung_size=150)
+    run_sweep(SweepSettings(sweep.run["features"], fraction=1.0, k_min=2, k_max=7, results=sweep.run_dir.parent,
+                            name="blobs", min_rung_size=150))
     assert "[raysweep] rung" not in capsys.readouterr().err  # read back, no trial ran
     assert json.loads(settings_path.read_text())["agglomerative_max_n"] == 20_000
 
@@ -222,13 +225,32 @@ def test_run_recorded_before_the_ward_cap_setting_still_resumes(sweep, capsys):
 @pytest.mark.slow
 def test_rerun_of_a_finished_run_reads_it_back(sweep, capsys):
     before = sweep.leaderboard
-    run_sweep(sweep.run["features"], fraction=1.0, k_min=2, k_max=7, results=sweep.run_dir.parent, name="blobs",
-              min_rung_size=150)
+    run_sweep(SweepSettings(sweep.run["features"], fraction=1.0, k_min=2, k_max=7, results=sweep.run_dir.parent,
+                            name="blobs", min_rung_size=150))
     pd.testing.assert_frame_equal(pd.read_parquet(sweep.run_dir / "leaderboard.parquet"), before)
     assert "[raysweep] rung" not in capsys.readouterr().err  # no trial ran
 
 
 # --------------------------------------------------------------------------------------------- resume
+
+
+@pytest.mark.slow
+def test_a_run_folder_written_before_formats_resumes(ray_local, tmp_path):
+    """The fixture (no "format" in any record) is read back whole: no trial runs, the same leaderboard and winner."""
+    features = _blobs(tmp_path / "blobs.parquet", 600, centers=3)  # the fixture's matrix, at this test's path
+    run_dir = shutil.copytree(FORMAT_1, tmp_path / "results" / "format1")
+    settings = json.loads((run_dir / "rungs" / "settings.json").read_text())
+    (run_dir / "rungs" / "settings.json").write_text(json.dumps({**settings, "features": str(features)}))
+    ledger = (run_dir / "rungs" / "rung_0.trials.jsonl").read_bytes()
+    run_sweep(SweepSettings(features, fraction=1.0, models=["kmeans", "birch"], k_min=2, k_max=4,
+                            results=tmp_path / "results", name="format1", min_rung_size=200, progress=False))
+    assert not (run_dir / "ray").exists() and (run_dir / "rungs" / "rung_0.trials.jsonl").read_bytes() == ledger
+    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "leaderboard.parquet"),
+                                  pd.read_parquet(FORMAT_1 / "leaderboard.parquet"))
+    winner = json.loads((run_dir / "winner.json").read_text())  # the rule's null model came after the fixture
+    assert winner["format"] == 2 and winner["null_model"]["path"] == "rungs/null_scores.parquet"
+    assert json.loads((run_dir / "run.json").read_text())["format"] == 2
+
 
 
 @pytest.mark.slow
@@ -289,99 +311,6 @@ def test_ctrl_c_ends_the_command_with_a_resume_message(ray_local, tmp_path):
     assert len(ledger.read()[0]) < 30, "Ctrl-C must not let the rung run on to its end"
 
 
-def test_ledger_ignores_a_last_line_cut_by_a_crash(tmp_path):
-    ledger = Ledger(tmp_path / "rung_0.trials.jsonl")
-    ledger.append({"event": "attempt", "attempt": 0})
-    ledger.append({"event": "result", "model": "kmeans", "k": 2, "silhouette": 0.5})
-    with open(ledger.path, "a") as handle:
-        handle.write('{"event": "result", "model": "kmeans", "k"')
-    results, attempts = ledger.read()
-    assert list(results) == ["kmeans:2"] and attempts == 1
-
-
-def test_ledger_repair_removes_a_cut_last_line_so_appends_stay_readable(tmp_path):
-    ledger = Ledger(tmp_path / "rung_0.trials.jsonl")
-    ledger.append({"event": "attempt", "attempt": 0})
-    with open(ledger.path, "a") as handle:
-        handle.write('{"event": "result", "model": "kmeans", "k"')
-    assert ledger.repair() == len('{"event": "result", "model": "kmeans", "k"')
-    ledger.append({"event": "result", "model": "kmeans", "k": 3})
-    assert list(ledger.read()[0]) == ["kmeans:3"]
-
-
-def test_ledger_repair_keeps_a_whole_last_line_that_lost_only_its_newline(tmp_path):
-    path = tmp_path / "rung_0.trials.jsonl"
-    path.write_text('{"event": "attempt", "attempt": 0}\n{"event": "result", "model": "gmm", "k": 2}')
-    ledger = Ledger(path)
-    assert ledger.repair() == 0
-    ledger.append({"event": "result", "model": "gmm", "k": 3})
-    assert list(ledger.read()[0]) == ["gmm:2", "gmm:3"]
-
-
-class _Bucket:
-    """A storage stand-in that records what is mirrored, or fails like an unreachable bucket."""
-
-    def __init__(self, fail=False):
-        self.mirrored, self.fail = [], fail
-
-    def mirror(self, relative_paths):
-        if self.fail:
-            raise StorageUnavailable("storage unreachable at s3://b/runs/run/rungs/rung_0.trials.jsonl")
-        self.mirrored.append(list(relative_paths))
-
-
-def _result(callback, k):
-    callback.on_trial_result(0, [], SimpleNamespace(trial_id=f"t{k}"), {"model": "kmeans", "k": k})
-
-
-def test_ledger_is_mirrored_at_most_every_mirror_seconds_and_at_the_experiment_end(tmp_path, monkeypatch):
-    import raysweep.tune as tune
-
-    clock = [100.0]
-    monkeypatch.setattr(tune.time, "monotonic", lambda: clock[0])
-    bucket = _Bucket()
-    callback = _ledger_callback(Ledger(tmp_path / "rung_0.trials.jsonl"), 0, bucket)
-    _result(callback, 2)
-    callback.on_step_end(0, [])
-    assert bucket.mirrored == []  # within MIRROR_SECONDS of the last copy
-    clock[0] += tune.MIRROR_SECONDS
-    callback.on_step_end(0, [])
-    _result(callback, 3)
-    callback.on_step_end(0, [])
-    assert bucket.mirrored == [["rungs/rung_0.trials.jsonl"]]
-    callback.on_experiment_end([])
-    assert len(bucket.mirrored) == 2
-
-
-def test_ledger_callback_keeps_the_storage_error_for_the_command(tmp_path):
-    callback = _ledger_callback(Ledger(tmp_path / "rung_0.trials.jsonl"), 0, _Bucket(fail=True))
-    _result(callback, 2)
-    with pytest.raises(StorageUnavailable, match="s3://b/runs/run/rungs/rung_0.trials.jsonl"):
-        callback.on_experiment_end([])
-    assert isinstance(callback.error, StorageUnavailable)
-
-
-def test_tune_log_records_lose_their_traceback_but_keep_the_error():
-    import logging
-
-    from raysweep.tune import _without_traceback
-
-    try:
-        raise OSError("AWS Error NETWORK_CONNECTION during PutObject\nConnection refused")
-    except OSError:
-        record = logging.LogRecord("ray.tune", logging.ERROR, __file__, 1, "Saving to %r failed with exception: ",
-                                   ("s3://b",), sys.exc_info())
-    assert _without_traceback(record)
-    assert logging.Formatter().format(record) == "Saving to 's3://b' failed with exception: OSError: Connection refused"
-
-
-def test_ledger_rejects_a_corrupt_line_before_the_last(tmp_path):
-    path = tmp_path / "rung_0.trials.jsonl"
-    path.write_text('not json\n{"event": "attempt", "attempt": 0}\n')
-    with pytest.raises(ValueError, match="line 1 is not valid JSON"):
-        Ledger(path).read()
-
-
 # --------------------------------------------------------------------------------------------- optional matplotlib
 
 
@@ -397,8 +326,8 @@ def duplicates_run(ray_local, tmp_path_factory):
         patch.setitem(sys.modules, "matplotlib", None)
         patch.setitem(sys.modules, "matplotlib.figure", None)
         patch.setattr(sys, "stderr", stderr)
-        run_dir = run_sweep(root / "dup.parquet", fraction=1.0, models=["kmeans"], k_min=2, k_max=5,
-                            exhaustive=True, results=root, name="dup")
+        run_dir = run_sweep(SweepSettings(root / "dup.parquet", fraction=1.0, models=["kmeans"], k_min=2, k_max=5,
+                                          exhaustive=True, results=root, name="dup"))
     return SimpleNamespace(run_dir=run_dir, stderr=stderr.getvalue(),
                            leaderboard=pd.read_parquet(run_dir / "leaderboard.parquet"))
 
@@ -428,8 +357,9 @@ def test_storage_uri_puts_experiments_and_results_in_the_bucket(ray_local, s3_en
     client = boto3.client("s3", endpoint_url=f"http://{s3_endpoint}", region_name="us-east-1")
     client.create_bucket(Bucket="sweeps")
     features = _blobs(tmp_path / "blobs.parquet", 600, centers=3)
-    run_sweep(features, fraction=1.0, models=["kmeans"], k_min=2, k_max=3, exhaustive=True, results=tmp_path,
-              name="s3run", storage=f"s3://sweeps/runs?endpoint_override={s3_endpoint}&scheme=http")
+    run_sweep(SweepSettings(features, fraction=1.0, models=["kmeans"], k_min=2, k_max=3, exhaustive=True,
+                            results=tmp_path, name="s3run",
+                            storage=f"s3://sweeps/runs?endpoint_override={s3_endpoint}&scheme=http"))
     keys = {item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="sweeps")
             for item in page.get("Contents", [])}
     assert {"runs/s3run/leaderboard.parquet", "runs/s3run/winner.json", "runs/s3run/run.json",
@@ -489,7 +419,7 @@ def test_existing_run_with_other_settings_is_refused(tmp_path):
     settings.parent.mkdir(parents=True)
     settings.write_text(json.dumps({"k_max": 9}))
     with pytest.raises(ValueError, match="already exists with other settings.*k_max"):
-        run_sweep(features, fraction=1.0, k_max=5, results=tmp_path, name="run")
+        run_sweep(SweepSettings(features, fraction=1.0, k_max=5, results=tmp_path, name="run"))
 
 
 def test_missing_feature_matrix_is_named(tmp_path, capsys):
@@ -497,37 +427,36 @@ def test_missing_feature_matrix_is_named(tmp_path, capsys):
     assert "absent.parquet" in err
 
 
-# --------------------------------------------------------------------------------------------- progress line
+def test_run_sweep_needs_a_feature_matrix():
+    with pytest.raises(ValueError, match="no feature matrix given"):
+        run_sweep(SweepSettings(None))
 
 
-def test_progress_line_counts_trials_and_tracks_the_best():
-    stream = io.StringIO()
-    line = ProgressLine(rung=1, n_rungs=3, n=6667, total=4, stopped=8, already_done=1, interval=0, stream=stream)
-    first, second = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
-    line.on_trial_start(0, [], first)
-    line.on_trial_start(0, [], second)
-    line.on_trial_result(0, [], first, {"silhouette": 0.41, "model": "kmeans", "k": 17})
-    line.on_trial_result(0, [], second, {"silhouette": float("nan"), "model": "gmm", "k": 99})
-    line.on_trial_complete(0, [], first)
-    line.on_trial_error(0, [], second)
-    assert line.line() == ("[raysweep] rung 2/3 n=6,667 | 2/4 done, 0 running, 1 failed | 8 stopped | "
-                           "best silhouette: kmeans k=17 0.410")
-    assert stream.getvalue().splitlines()[-1] == line.line()
+def test_the_command_resolves_the_default_data_only_after_checking_its_options(tmp_path, monkeypatch, capsys):
+    import raysweep.default_data
+    from raysweep import tune
+
+    built = []
+    monkeypatch.setattr(raysweep.default_data, "default_features", lambda: built.append(1) or tmp_path / "f.parquet")
+    assert _cli_error(["--k-min", "1", "--results", str(tmp_path)], capsys)
+    assert built == []  # a bad option stops before the default data set is built
+    settings = tune._settings(tune._parser().parse_args(["--results", str(tmp_path)]))
+    assert settings.features == tmp_path / "f.parquet" and built == [1]
 
 
-# --------------------------------------------------------------------------------------------- trial statuses
+# --------------------------------------------------------------------------------------------- notebook API
 
 
-def test_error_status_of_a_ray_task_error_is_one_plain_line(ray_local):
-    import ray
+def test_import_raysweep_stays_light_and_exports_the_sweep_lazily():
+    code = ("import sys, raysweep; light = not {'pandas', 'sklearn', 'ray'} & set(sys.modules); "
+            "from raysweep import SweepResult, SweepSettings, sweep; print(light, sweep.__module__, "
+            "SweepSettings.__module__, SweepResult.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "raysweep.tune", "raysweep.sweep_settings", "raysweep.run_folder"]
 
-    from raysweep.tune import error_status
 
-    @ray.remote
-    def fails():
-        raise ValueError("Fitting the mixture model failed\nsecond line")
+def test_an_unknown_raysweep_attribute_is_an_attribute_error():
+    import raysweep
 
-    with pytest.raises(ray.exceptions.RayTaskError) as caught:
-        ray.get(fails.remote())
-    assert "\x1b[" in str(caught.value) or "ray::" in str(caught.value)  # what a raw status used to carry
-    assert error_status(caught.value) == "error: ValueError: Fitting the mixture model failed"
+    with pytest.raises(AttributeError, match="has no attribute 'finalise'"):
+        raysweep.finalise  # noqa: B018

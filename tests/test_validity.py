@@ -11,7 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from raysweep import models, scores
 from raysweep.feature_matrix import write_feature_matrix
 from raysweep.selection import select_winner, split_off_reasons
-from raysweep.tune import run_sweep
+from raysweep.tune import SweepSettings, run_sweep
 
 
 def _blobs_and_three_far_points():
@@ -108,8 +108,9 @@ def test_digits_end_to_end_picks_a_sound_winner(ray_local, tmp_path):
     features = tmp_path / "digits.parquet"
     write_feature_matrix(features, np.arange(len(X)), X, columns, {"source": "test", "scaling": {
         "kind": "standard", "mean": X.mean(axis=0).tolist(), "std": X.std(axis=0).tolist()}})
-    run_dir = run_sweep(features, fraction=1.0, models=("kmeans", "birch", "agglomerative"), k_min=2, k_max=12,
-                        exhaustive=True, results=tmp_path / "results", name="digits", progress=False)
+    run_dir = run_sweep(SweepSettings(features, fraction=1.0, models=("kmeans", "birch", "agglomerative"), k_min=2,
+                                      k_max=12, exhaustive=True, results=tmp_path / "results", name="digits",
+                                      progress=False))
     winner = json.loads((run_dir / "winner.json").read_text())
     assert not winner["eligibility"]["winner_excluded"]
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
