@@ -399,14 +399,6 @@ def _silhouette_standard_error(s, n):
     return float(np.std(s, ddof=1) / np.sqrt(m) * np.sqrt(1.0 - m / n))
 
 
-def between_within_ratio(calinski_harabasz, n, k):
-    """Between- over within-cluster dispersion, the part of Calinski-Harabasz that does not grow with n.
-
-    CH = (B / (k - 1)) / (W / (n - k)), so B / W = CH (k - 1) / (n - k): comparable across samples of any size.
-    """
-    return np.asarray(calinski_harabasz, dtype=np.float64) * (np.asarray(k) - 1) / (np.asarray(n) - np.asarray(k))
-
-
 def unscored(status):
     """The result of a config that has no labels to score (its fit failed): NaN scores and ``status``."""
     nan = float("nan")
