@@ -116,32 +116,32 @@ def measure(name, work, cpus, playlist_k_max=100):
     leaderboard = pd.read_parquet(run_dir / rf.LEADERBOARD)
     top = leaderboard[(leaderboard["rung"] == leaderboard["rung"].max()) & leaderboard["status"].eq("ok")]
     matrix = read_feature_matrix(features)
-    order = permutation(len(matrix.pid), run_record["seed"])[: int(top["n"].max())]
+    order = permutation(len(matrix.pid), run_record.seed)[: int(top["n"].max())]
     X = matrix.scaled()[order]
     y = labels.reindex(matrix.pid[order])
     labelled = y.notna().to_numpy()
     aris = {}
     for row in top.itertuples():
-        refit = fit_final(row.model, int(row.k), X, run_record["seed"], **fit_options(row.model, run_record, len(X)))
+        refit = fit_final(row.model, int(row.k), X, run_record.seed, **fit_options(row.model, run_record, len(X)))
         aris[(row.model, int(row.k))] = float(adjusted_rand_score(y[labelled], refit.labels_[labelled]))
-    k_values = sorted(run_record["k_values"])
+    k_values = sorted(run_record.k_values)
     ref_k, ref_silhouette, ref_ari = reference_kmeans(X, y, k_values)
-    winner_ari = aris[(winner["model"], winner["k"])]
+    winner_ari = aris[(winner.model, winner.k)]
     best_model, best_k = max(aris, key=aris.get)
-    relative_size = winner["scores"]["min_cluster_share"] * winner["scores"]["effective_k"]
-    winner_row = top[(top["model"] == winner["model"]) & (top["k"] == winner["k"])]
-    degenerate = bool(winner["eligibility"]["winner_excluded"] or split_off_reasons(winner_row).ne("").any())
+    relative_size = winner.scores["min_cluster_share"] * winner.scores["effective_k"]
+    winner_row = top[(top["model"] == winner.model) & (top["k"] == winner.k)]
+    degenerate = bool(winner.eligibility["winner_excluded"] or split_off_reasons(winner_row).ne("").any())
     ari_target = DIGITS_ARI_TARGET if name == "digits" else ARI_SHARE_TARGET * ref_ari
     return {
         "set": name, "rows": int(len(matrix.pid)), "top_rung_rows": int(len(X)), "features": int(X.shape[1]),
-        "winner": f"{winner['model']} k={winner['k']}",
-        "winner_min_cluster_size": winner["scores"]["min_cluster_size"],
-        "winner_min_cluster_share": winner["scores"]["min_cluster_share"], "winner_relative_size": relative_size,
-        "excluded": winner["eligibility"]["n_excluded"],
+        "winner": f"{winner.model} k={winner.k}",
+        "winner_min_cluster_size": winner.scores["min_cluster_size"],
+        "winner_min_cluster_share": winner.scores["min_cluster_share"], "winner_relative_size": relative_size,
+        "excluded": winner.eligibility["n_excluded"],
         "configs_at_top_rung": int(len(top)), "winner_ari": winner_ari,
         "best_top_rung_ari": aris[(best_model, best_k)], "best_top_rung_config": f"{best_model} k={best_k}",
         "reference": f"KMeans k={ref_k} (silhouette {ref_silhouette:.3f})", "reference_ari": ref_ari,
-        "ari_target": ari_target, "at_edge": winner["at_edge"],
+        "ari_target": ari_target, "at_edge": winner.at_edge,
         "degenerate_winner": degenerate, "meets_targets": bool(not degenerate and winner_ari >= ari_target),
         "sweep_seconds": round(sweep_seconds, 1), "seconds": round(time.perf_counter() - started, 1),
     }

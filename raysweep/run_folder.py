@@ -14,7 +14,9 @@ Every path of the folder is spelled here, once::
       rungs/rung_<r>.trials.jsonl  the ledger of rung r: every trial result as it reached the driver
       rungs/builds.jsonl           one line per shared build (ward tree, CF-tree) of every attempt
       rungs/null_scores.parquet    the scores of data without clusters, per k, which the winner rule compares with
-      final/                       finalize's output
+      final/                       finalize's output: assignments.parquet, cluster_profiles.parquet,
+                                   model.joblib + model.json, final.json, report.md, plots/
+      recommend/                   the recommender's saved indexes, refits and offline evaluation
 
 Writing: every file is written aside and renamed into place (:func:`raysweep.storage.atomic_file`); a ledger line
 is appended and fsync'd. With a storage URI (:class:`RunStorage`) the files are copied to ``<storage>/<RUN>/``, and
@@ -60,6 +62,15 @@ SETTINGS = f"{RUNGS}/settings.json"
 BUILDS = f"{RUNGS}/builds.jsonl"
 NULL_SCORES = f"{RUNGS}/null_scores.parquet"  # the scores of data without clusters per k
 FINAL = "final"
+RECOMMEND = "recommend"
+# final/'s files, relative to final/: finalize writes them into a folder that becomes final/ whole, and
+# ``raysweep.finalize.load_model`` takes the final/ folder.
+ASSIGNMENTS = "assignments.parquet"
+CLUSTER_PROFILES = "cluster_profiles.parquet"
+MODEL_ARTIFACT = "model.joblib"
+MODEL_RECORD = "model.json"
+FINAL_RECORD = "final.json"
+FINAL_REPORT = "report.md"
 # What the end of a run publishes to the storage URI (the ledgers and rung tables are inside rungs/).
 RESULTS = (LEADERBOARD, LEADERBOARD_CSV, WINNER, RUN_RECORD, PLOTS, TENSORBOARD, RUNGS)
 
@@ -158,12 +169,19 @@ def read_lines(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def library_versions() -> dict:
-    """Versions of Python and the libraries a run's results and a pickled model depend on (None: not installed)."""
+RUN_LIBRARIES = ("ray", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "joblib")  # what a run's results need
+
+
+def library_versions(libraries: tuple[str, ...] = RUN_LIBRARIES) -> dict:
+    """Versions of Python, raysweep and ``libraries`` (distribution names), in that order; None: not installed.
+
+    The one place versions are read: run.json records ``RUN_LIBRARIES``, model.json the libraries its pickle
+    needs (``raysweep.finalize.artifact.MODEL_LIBRARIES``).
+    """
     from raysweep import __version__
 
     found = {"python": platform.python_version(), "raysweep": __version__}
-    for name in ("ray", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "joblib"):
+    for name in libraries:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -190,8 +208,8 @@ def leaderboard_frame(rows: list[dict]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------- reading
 
 
-def read_json(path: str | os.PathLike, what: str) -> dict:
-    """A JSON object from ``path`` whose format this raysweep reads; errors are one line naming the file.
+def read_json_object(path: str | os.PathLike, what: str) -> dict:
+    """A JSON object from ``path``; errors are one line naming the file.
 
     Parameters
     ----------
@@ -207,6 +225,12 @@ def read_json(path: str | os.PathLike, what: str) -> dict:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(record, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(record).__name__}")
+    return record
+
+
+def read_json(path: str | os.PathLike, what: str) -> dict:
+    """A JSON object from ``path`` (:func:`read_json_object`) whose run folder format this raysweep reads."""
+    record = read_json_object(path, what)
     check_format(record, path)
     return record
 
@@ -271,7 +295,7 @@ class RunRecord(_Record):
     n_total : int, rows of the feature matrix
     name : str, the run name
     agglomerative_method, birch_threshold : dict by rung (str), the shared builds' facts that the refit reuses
-        (``ClusterFamily.refit_options``)
+        (:meth:`top_rung_build`)
     dropped_feature_columns : dict, constant columns left out of the matrix, and why
     fraction, models, k_min, k_max, k_values, exhaustive : the search
     rungs : list of dict, per rung ``rung``, ``n``, ``configs``, ``promoted``, ``silhouette`` (how it was scored)
@@ -310,6 +334,12 @@ class RunRecord(_Record):
     versions: dict = field(default_factory=dict)
     storage: str = ""
     wall_seconds: float | None = None
+
+    def top_rung_build(self, fact: str):
+        """A shared build's ``fact`` (``"agglomerative_method"``, ``"birch_threshold"``) at the highest rung that
+        recorded one, or None: what a family's refit reuses (``ClusterFamily.refit_options``)."""
+        by_rung = getattr(self, fact)
+        return by_rung[max(by_rung, key=int)] if by_rung else None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,47 @@ def test_missing_run_json_is_an_error_naming_the_file(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(FileNotFoundError, match="run.json: no such file"):
         finalize(tmp_path / "run", **QUICK)
+
+
+def test_run_json_of_an_unknown_format_is_the_run_folders_message(run_folder):
+    run, _, _ = run_folder
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "format": 99}))
+    with pytest.raises(ValueError, match=r"run.json: run folder format 99; this raysweep reads formats 1, 2 "):
+        finalize(run, **QUICK)
+
+
+def test_a_run_folder_written_before_formats_finalizes(tmp_path):
+    """The format-1 fixture (no "format" in its records): its winner, and a Birch refit at its recorded threshold."""
+    import shutil
+
+    from raysweep.finalize import fit_options, read_run
+
+    fixture = Path(__file__).parent / "fixtures" / "run_format1"
+    run = shutil.copytree(fixture, tmp_path / "format1")
+    values, _ = make_blobs(n_samples=600, centers=3, n_features=4, cluster_std=0.8, random_state=0)
+    features = tmp_path / "blobs.parquet"  # the fixture's matrix (as test_tune makes it), at this test's path
+    write_feature_matrix(features, np.arange(600), values, ["f0", "f1", "f2", "f3"], {"source": "test"})
+    summary = finalize(run, features=features, **QUICK)
+    assert (summary["model"], summary["k"], summary["source"]) == ("kmeans", 3, "the sweep's winner (winner.json)")
+    assert len(pd.read_parquet(run / "final" / "assignments.parquet")) == 600
+    record, _ = read_run(run)
+    threshold = json.loads((fixture / "run.json").read_text())["birch_threshold"]["0"]
+    assert fit_options("birch", record, 600) == {"max_n": 600, "threshold": threshold}
+    assert finalize(run, model="birch", k=3, features=features, **QUICK)["method"]["threshold"] >= threshold
+
+
+def test_refit_options_come_from_the_highest_rung_that_recorded_them():
+    from raysweep.finalize import fit_options
+    from raysweep.run_folder import RunRecord
+
+    record = RunRecord(features="f.parquet", feature_columns=["f0"], scaling={"kind": "none"}, seed=0, n_total=9,
+                       agglomerative_method={"2": {"max_n": 50}, "10": {"max_n": 70}},
+                       birch_threshold={"2": 0.5, "10": 0.25})  # rung 10 > rung 2, though "10" < "2" as text
+    assert fit_options("agglomerative", record, 9) == {"max_n": 70}
+    assert fit_options("birch", record, 9) == {"max_n": 9, "threshold": 0.25}
+    bare = RunRecord(features="f.parquet", feature_columns=["f0"], scaling={"kind": "none"}, seed=0, n_total=9)
+    assert fit_options("agglomerative", bare, 9) == {} and fit_options("birch", bare, 9) == {"max_n": 9}
 
 
 def test_features_missing_pids_are_an_error(run_folder, tmp_path):

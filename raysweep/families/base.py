@@ -167,7 +167,8 @@ class ClusterFamily:
         raise TypeError(f"{self.name} has no shared structure that serves larger samples")
 
     def refit_options(self, run_record, n_rows):
-        """The ``**options`` of the refit on ``n_rows`` rows, read from the sweep's run.json (dict)."""
+        """The ``**options`` of the refit on ``n_rows`` rows (dict), from the sweep's run.json
+        (:class:`raysweep.run_folder.RunRecord`; :meth:`~raysweep.run_folder.RunRecord.top_rung_build`)."""
         return {}
 
     def predict(self, final, X):

@@ -250,10 +250,8 @@ class BirchFamily(ClusterFamily):
     def refit_options(self, run_record, n_rows):
         # ONE CF-tree over all rows (the sweep caps its trees to keep trials short; a refit runs once), at the
         # threshold of the sweep's top rung when run.json recorded one, else one adapted to all rows.
-        thresholds = run_record.get("birch_threshold") or {}
-        if not thresholds:
-            return {"max_n": n_rows}
-        return {"max_n": n_rows, "threshold": float(thresholds[max(thresholds, key=int)])}
+        threshold = run_record.top_rung_build("birch_threshold")
+        return {"max_n": n_rows} if threshold is None else {"max_n": n_rows, "threshold": float(threshold)}
 
 
 FAMILY = BirchFamily()

@@ -301,8 +301,8 @@ class WardFamily(ClusterFamily):
     def refit_options(self, run_record, n_rows):
         # The sweep's own method (ward on a capped uniform subset, the other rows joined to the nearest centroid)
         # at the sweep's cap, recorded per rung in run.json.
-        methods = run_record.get("agglomerative_method") or {}
-        return {"max_n": methods[max(methods, key=int)]["max_n"]} if methods else {}
+        method = run_record.top_rung_build("agglomerative_method")
+        return {} if method is None else {"max_n": method["max_n"]}
 
 
 FAMILY = WardFamily()

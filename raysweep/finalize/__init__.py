@@ -19,7 +19,8 @@ model with :func:`raysweep.models.fit_final` (its family's one fit path in ``ray
 
 One module per job, in the order the step runs them:
 
-- :mod:`~raysweep.finalize.inputs`: run.json and winner.json, the configuration to refit, the feature matrix;
+- :mod:`~raysweep.finalize.inputs`: run.json and winner.json (read as :class:`raysweep.run_folder.RunRecord` and
+  :class:`~raysweep.run_folder.Winner`), the configuration to refit, the feature matrix;
 - :mod:`~raysweep.finalize.refit`: the refit's options, each row's cluster and distance, profiles, stability;
 - :mod:`~raysweep.finalize.describe`: top names, artists and tracks per cluster from the ingest dataset;
 - :mod:`~raysweep.finalize.artifact`: ``model.joblib`` + ``model.json``, :func:`load_model`;
@@ -41,7 +42,7 @@ another.
 """
 
 from raysweep.finalize.api import FinalResult, finalize_run
-from raysweep.finalize.artifact import MODEL_FORMAT, LoadedModel, library_versions, load_model, save_model
+from raysweep.finalize.artifact import MODEL_FORMAT, LoadedModel, load_model, save_model
 from raysweep.finalize.cli import main
 from raysweep.finalize.describe import TOP, check_dataset, describe_from_dataset
 from raysweep.finalize.inputs import RUN_KEYS, load_features, read_run, resolve_choice
@@ -50,6 +51,7 @@ from raysweep.finalize.refit import (MIN_ROWS_PER_CLUSTER, STABILITY_FRACTIONS, 
                                      fit_options, stability, standardized_means)
 from raysweep.finalize.report import SCORE_LABELS, render_report
 from raysweep.plots import write_final_plots as write_plots  # its name when it lived here
+from raysweep.run_folder import library_versions  # lived here too; the one home of library versions
 
 __all__ = ["MIN_ROWS_PER_CLUSTER", "MODEL_FORMAT", "PLOT_SAMPLE", "RUN_KEYS", "SCORE_LABELS", "STABILITY_FRACTIONS",
            "TOP", "FinalResult", "FinalizeSettings", "LoadedModel", "assign", "check_dataset", "cluster_profiles",

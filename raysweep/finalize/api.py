@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from raysweep import run_folder as rf
 from raysweep.finalize.artifact import LoadedModel, load_model
 from raysweep.finalize.pipeline import FinalizeSettings, finalize
 
@@ -42,15 +43,15 @@ class FinalResult:
     @property
     def report(self) -> Path:
         """``report.md``: read it first."""
-        return self.folder / "report.md"
+        return self.folder / rf.FINAL_REPORT
 
     def assignments(self) -> pd.DataFrame:
         """One row per playlist: pid, cluster, distance (and, for GMM, probability), from assignments.parquet."""
-        return pd.read_parquet(self.folder / "assignments.parquet")
+        return pd.read_parquet(self.folder / rf.ASSIGNMENTS)
 
     def profiles(self) -> pd.DataFrame:
         """One row per non-empty cluster: size, share, feature means (and top names, artists, tracks)."""
-        return pd.read_parquet(self.folder / "cluster_profiles.parquet")
+        return pd.read_parquet(self.folder / rf.CLUSTER_PROFILES)
 
     def load_model(self) -> LoadedModel:
         """The fitted model, its sha256 checked (:func:`raysweep.finalize.load_model`)."""
@@ -77,4 +78,4 @@ def finalize_run(run: str | os.PathLike, settings: FinalizeSettings | None = Non
     """
     summary = finalize(run, settings or FinalizeSettings(quiet=True), **options)
     summary.pop("report")
-    return FinalResult(folder=Path(run) / "final", summary=summary)
+    return FinalResult(folder=Path(run) / rf.FINAL, summary=summary)

@@ -9,20 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from raysweep import run_folder as rf
 from raysweep.feature_matrix import FeatureMatrix, apply_scaling
-from raysweep.finalize.inputs import _read_json
 
 # 2: model.joblib holds a FinalModel that is a scikit-learn estimator (raysweep.families). A format-1 artifact
 # (FinalModel before the family registry) still loads: FinalModel.__setstate__ converts it.
 MODEL_FORMAT = 2
 _READABLE_FORMATS = (1, MODEL_FORMAT)
+# The libraries model.json records the versions of: what unpickling model.joblib needs.
+MODEL_LIBRARIES = ("scikit-learn", "numpy", "joblib", "pandas")
 
 
 @dataclass
@@ -61,11 +62,11 @@ def save_model(folder: Path, estimator, metadata: dict) -> dict:
     """Write ``model.joblib`` and ``model.json`` (``metadata`` plus the artifact's sha256) into ``folder``."""
     import joblib
 
-    artifact = folder / "model.joblib"
+    artifact = folder / rf.MODEL_ARTIFACT
     joblib.dump({"estimator": estimator, "feature_columns": metadata["feature_columns"],
                  "scaling": metadata["scaling"]}, artifact)
     record = {**metadata, "artifact": artifact.name, "sha256": _sha256(artifact)}
-    (folder / "model.json").write_text(json.dumps(record, indent=2) + "\n")
+    (folder / rf.MODEL_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -77,21 +78,22 @@ def load_model(final: str | os.PathLike) -> LoadedModel:
     import joblib
 
     folder = Path(final)
-    metadata = _read_json(folder / "model.json", what="model metadata written by raysweep.finalize")
+    record_path = folder / rf.MODEL_RECORD
+    metadata = rf.read_json_object(record_path, "the model metadata written by raysweep.finalize")
     if metadata.get("format") not in _READABLE_FORMATS:
-        raise ValueError(f"{folder / 'model.json'}: model format {metadata.get('format')!r}; this raysweep reads "
+        raise ValueError(f"{record_path}: model format {metadata.get('format')!r}; this raysweep reads "
                          f"formats {', '.join(map(str, _READABLE_FORMATS))}: refit it with raysweep.finalize")
-    artifact = folder / metadata.get("artifact", "model.joblib")
+    artifact = folder / metadata.get("artifact", rf.MODEL_ARTIFACT)
     if not artifact.exists():
-        raise FileNotFoundError(f"{artifact}: no such file (the model artifact named in {folder / 'model.json'})")
+        raise FileNotFoundError(f"{artifact}: no such file (the model artifact named in {record_path})")
     digest = _sha256(artifact)
     if digest != metadata.get("sha256"):
         raise ValueError(f"{artifact}: sha256 {digest} does not match {metadata.get('sha256')} recorded in "
-                         f"{folder / 'model.json'}; the artifact was changed or replaced, refusing to load it")
+                         f"{record_path}; the artifact was changed or replaced, refusing to load it")
     payload = joblib.load(artifact)
     if payload["feature_columns"] != metadata["feature_columns"]:
-        raise ValueError(f"{artifact}: its feature columns {payload['feature_columns']} differ from model.json's "
-                         f"{metadata['feature_columns']}")
+        raise ValueError(f"{artifact}: its feature columns {payload['feature_columns']} differ from "
+                         f"{rf.MODEL_RECORD}'s {metadata['feature_columns']}")
     return LoadedModel(estimator=payload["estimator"], metadata=metadata)
 
 
@@ -101,15 +103,4 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def library_versions() -> dict:
-    """Versions of the libraries a pickled model depends on."""
-    import joblib
-    import sklearn
-
-    from raysweep import __version__
-
-    return {"python": platform.python_version(), "raysweep": __version__, "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__, "joblib": joblib.__version__, "pandas": pd.__version__}
 

@@ -5,26 +5,26 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raysweep import run_folder as rf
 from raysweep.feature_matrix import apply_scaling
-from raysweep.finalize.artifact import MODEL_FORMAT, library_versions, save_model
+from raysweep.finalize.artifact import MODEL_FORMAT, MODEL_LIBRARIES, save_model
 from raysweep.finalize.describe import check_dataset, describe_from_dataset
 from raysweep.finalize.inputs import load_features, read_run, resolve_choice
 from raysweep.finalize.refit import (STABILITY_FRACTIONS, assign, cluster_profiles, fit_options, stability,
                                      standardized_means)
 from raysweep.finalize.report import render_report
 from raysweep.plots import write_final_plots
+from raysweep.run_folder import RunFolder, library_versions, write_json
 from raysweep.storage import atomic_dir
 
 PLOT_SAMPLE = 20_000  # points in the 2-D projection plot
@@ -84,21 +84,22 @@ def finalize(run: str | os.PathLike, settings: FinalizeSettings | None = None, *
         if not quiet:
             print(f"finalize: {name} {seconds[name]:.1f} s", file=sys.stderr, flush=True)
 
-    run_dir = Path(run)
-    run_record, winner = read_run(run_dir)
-    model, k, source = resolve_choice(run_dir, winner, model, k)
+    folder = RunFolder(run)
+    run_record, winner = read_run(folder.path)
+    model, k, source = resolve_choice(folder.path, winner, model, k)
+    run_name = run_record.name or folder.name
 
     begun = time.perf_counter()
     matrix = load_features(run_record, features)
     if dataset is not None:
         check_dataset(dataset, matrix.pid)  # before the refit: a bad dataset fails in seconds, not after it
-    X = apply_scaling(matrix.values, run_record["scaling"])
+    X = apply_scaling(matrix.values, run_record.scaling)
     if k >= len(X):
         raise ValueError(f"k={k} needs more than {len(X)} playlists")
     step("read", begun)
 
     begun = time.perf_counter()
-    seed = int(run_record["seed"])
+    seed = int(run_record.seed)
     # Rows in the sweep's permutation order: the sweep's samples are its prefixes, a capped agglomerative fit
     # builds its tree on a prefix (a uniform subset), and the stability samples are prefixes of this same order.
     order = permutation(len(X), seed)
@@ -132,45 +133,37 @@ def finalize(run: str | os.PathLike, settings: FinalizeSettings | None = None, *
 
     method = {**estimator.method, **{key: estimator.info[key] for key in ("n_iter", "converged", "warnings")
                                      if key in estimator.info}}
-    final_dir = run_dir / "final"
+    final_dir = folder / rf.FINAL
     with atomic_dir(final_dir) as tmp:
         begun = time.perf_counter()
         columns = {"pid": pa.array(matrix.pid), "cluster": pa.array(labels), "distance": pa.array(distance)}
         if probability is not None:
             columns["probability"] = pa.array(probability)
-        pq.write_table(pa.table(columns), tmp / "assignments.parquet", compression="zstd")
-        pq.write_table(pa.Table.from_pandas(profiles, preserve_index=False), tmp / "cluster_profiles.parquet")
+        pq.write_table(pa.table(columns), tmp / rf.ASSIGNMENTS, compression="zstd")
+        pq.write_table(pa.Table.from_pandas(profiles, preserve_index=False), tmp / rf.CLUSTER_PROFILES)
         model_record = save_model(tmp, estimator, {
             "format": MODEL_FORMAT, "model": model, "k": k, "effective_k": int(len(profiles)),
-            "feature_columns": matrix.columns, "scaling": run_record["scaling"], "seed": seed,
-            "method": method, "run": run_record.get("name", run_dir.name), "versions": library_versions(),
+            "feature_columns": matrix.columns, "scaling": run_record.scaling, "seed": seed,
+            "method": method, "run": run_name, "versions": library_versions(MODEL_LIBRARIES),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         step("write tables and model", begun)
 
         drawn = {}
         if plots:
             begun = time.perf_counter()
-            drawn = write_final_plots(tmp / "plots", sample, sample_labels, profiles, z, matrix.columns, seed)
+            drawn = write_final_plots(tmp / rf.PLOTS, sample, sample_labels, profiles, z, matrix.columns, seed)
             step("plots", begun)
 
         summary = {
-            "run": run_record.get("name", run_dir.name), "model": model, "k": k, "source": source,
+            "run": run_name, "model": model, "k": k, "source": source,
             "effective_k": int(len(profiles)), "n": int(len(X)), "features": str(matrix.path),
             "feature_columns": matrix.columns, "dataset": None if dataset is None else str(dataset),
-            "method": method, "winner": winner, "stability": checks, "plots": drawn,
-            "sha256": model_record["sha256"], "seconds": {**seconds, "total": 0.0},
+            "method": method, "winner": None if winner is None else winner.to_json(), "stability": checks,
+            "plots": drawn, "sha256": model_record["sha256"], "seconds": {**seconds, "total": 0.0},
         }
         summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
-        (tmp / "final.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-        (tmp / "report.md").write_text(render_report(summary, run_record, profiles, z, matrix.columns))
-    summary["report"] = str(final_dir / "report.md")
+        write_json(tmp / rf.FINAL_RECORD, summary)
+        (tmp / rf.FINAL_REPORT).write_text(render_report(summary, run_record, profiles, z, matrix.columns))
+    summary["report"] = str(final_dir / rf.FINAL_REPORT)
     return summary
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 

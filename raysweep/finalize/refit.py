@@ -14,17 +14,19 @@ import numpy as np
 import pandas as pd
 
 from raysweep.families import get_family
+from raysweep.run_folder import RunRecord
 from raysweep.scores import cluster_centroids
 
 STABILITY_FRACTIONS = (0.02, 0.10)  # the original study's two sample sizes
 MIN_ROWS_PER_CLUSTER = 10  # a stability sample smaller than this many rows per cluster is skipped, not scored
 
 
-def fit_options(model: str, run_record: dict, n_rows: int) -> dict:
+def fit_options(model: str, run_record: RunRecord, n_rows: int) -> dict:
     """Extra arguments of ``fit_final`` for the full refit of ``model`` on ``n_rows`` rows.
 
-    Each family reads its own from run.json (:meth:`raysweep.families.base.ClusterFamily.refit_options`): Birch
-    builds ONE CF-tree over all rows at the sweep's top-rung threshold; agglomerative keeps the sweep's ward cap.
+    Each family reads its own from run.json (:meth:`raysweep.families.base.ClusterFamily.refit_options`, through
+    :meth:`raysweep.run_folder.RunRecord.top_rung_build`): Birch builds ONE CF-tree over all rows at the sweep's
+    top-rung threshold; agglomerative keeps the sweep's ward cap.
     """
     return get_family(model).refit_options(run_record, n_rows)
 

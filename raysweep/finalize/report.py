@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from raysweep import run_folder as rf
 from raysweep.families import get_family
+from raysweep.run_folder import RunRecord
 
 SCORE_LABELS = (("silhouette", "silhouette"), ("davies_bouldin", "Davies-Bouldin"),
                 ("calinski_harabasz", "Calinski-Harabasz"), ("copeland", "head-to-head wins - losses"))
 
 
-def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np.ndarray,
+def render_report(summary: dict, run_record: RunRecord, profiles: pd.DataFrame, z: np.ndarray,
                   columns: list[str]) -> str:
     """The Markdown report: the winner and why, stability, the cluster table, the plots, the files."""
     model, k = summary["model"], summary["k"]
     lines = [f"# Final clustering: {model}, k = {k}", "",
              f"Run `{summary['run']}`: {summary['n']:,} playlists, {len(columns)} features "
-             f"(`{summary['features']}`), scaling `{run_record['scaling'].get('kind')}`.", "",
+             f"(`{summary['features']}`), scaling `{run_record.scaling.get('kind')}`.", "",
              "## The winner and why", "",
              f"- Refitted: **{model}, k = {k}**, {summary['source']}; {summary['effective_k']} non-empty clusters."]
     winner = summary["winner"] or {}
@@ -87,13 +89,13 @@ def render_report(summary: dict, run_record: dict, profiles: pd.DataFrame, z: np
     lines += [f"![{titles[name]}]({path})" for name, path in summary["plots"].items()] or [
         "(none drawn: plots were turned off, or matplotlib is not installed)"]
     lines += ["", "## Files", "",
-              "- `assignments.parquet`: pid, cluster, distance to the cluster centre (scaled space)"
+              f"- `{rf.ASSIGNMENTS}`: pid, cluster, distance to the cluster centre (scaled space)"
               + (", probability of the assigned component" if get_family(model).gives_probabilities else ""),
-              "- `cluster_profiles.parquet`: size, share, feature means in original units"
+              f"- `{rf.CLUSTER_PROFILES}`: size, share, feature means in original units"
               + (", top names, artists and tracks" if "top_names" in profiles else ""),
-              f"- `model.joblib` + `model.json` (sha256 `{summary['sha256'][:16]}...`): load with "
+              f"- `{rf.MODEL_ARTIFACT}` + `{rf.MODEL_RECORD}` (sha256 `{summary['sha256'][:16]}...`): load with "
               "`raysweep.finalize.load_model`, which checks the hash and the feature columns",
-              "- `final.json`: everything above, machine-readable",
+              f"- `{rf.FINAL_RECORD}`: everything above, machine-readable",
               "", f"Finalized in {summary['seconds']['total']:.1f} s."]
     return "\n".join(lines) + "\n"
 
