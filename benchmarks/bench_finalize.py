@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from raysweep.dataset import AUDIO_FEATURES
 from raysweep.feature_matrix import write_feature_matrix
-from raysweep.run_folder import RUN_RECORD, WINNER, RunRecord, Winner
+from raysweep.run_folder import FINAL, FINAL_RECORD, RUN_RECORD, WINNER, RunRecord, Winner
 
 COLUMNS = list(AUDIO_FEATURES)
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         peak_rss_mib = usage.ru_maxrss / 1024  # Linux reports KiB
         cpu_seconds = usage.ru_utime + usage.ru_stime  # less sensitive than wall time to a shared machine's load
 
-        summary = json.loads((run / "final" / "final.json").read_text())
+        summary = json.loads((run / FINAL / FINAL_RECORD).read_text())
         figures = {"rows": args.rows, "features": len(COLUMNS), "k": args.k, "wall_seconds": round(wall, 1),
                    "cpu_seconds": round(cpu_seconds, 1), "peak_rss_mib": round(peak_rss_mib),
                    "within_2_min": wall <= 120,

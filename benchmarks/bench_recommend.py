@@ -39,7 +39,7 @@ def build(workdir: Path, playlists: int, workers: int, data: Path | None = None)
     from raysweep.features.audio import build_audio_features
     from raysweep.finalize import finalize
     from raysweep.ingest import ingest
-    from raysweep.run_folder import WINNER
+    from raysweep.run_folder import FINAL, MODEL_RECORD, WINNER
     from raysweep.synth import generate
     from raysweep.tune import SweepSettings, run_sweep
 
@@ -63,7 +63,7 @@ def build(workdir: Path, playlists: int, workers: int, data: Path | None = None)
     step("sweep", (run / WINNER).exists(), lambda: run_sweep(SweepSettings(
         features, fraction=1.0, models=("kmeans",), k_values=[17], exhaustive=True, results=workdir / "results",
         name="bench", progress=False, num_cpus=workers)))
-    step("finalize", (run / "final" / "model.json").exists(), lambda: finalize(
+    step("finalize", (run / FINAL / MODEL_RECORD).exists(), lambda: finalize(
         run, plots=False, quiet=True, fractions=()))
     return run, dataset, mpd / "track_audio_features.parquet", seconds
 
@@ -108,6 +108,7 @@ def main() -> int:
 
     from raysweep.recommend.evaluate import evaluate
     from raysweep.recommend.recommender import INDEX_FOLDER, Recommender
+    from raysweep.run_folder import RECOMMEND
 
     record = {"playlists": args.playlists, "cpus": os.cpu_count(),
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -117,7 +118,7 @@ def main() -> int:
     # in its feature matrix that no longer exists, and the study method would fall back to derived features.
     run, dataset, track_table, record["build_seconds"] = build(args.workdir, args.playlists, args.workers, args.data)
     record["data"] = str(dataset)
-    saved = run / "recommend" / INDEX_FOLDER
+    saved = run / RECOMMEND / INDEX_FOLDER
     record["index_load_s"] = {}
     for way, cache in (("built, not saved", False), ("built and saved", True), ("loaded from the saved index", True)):
         if way == "built and saved":

@@ -55,6 +55,9 @@ import pandas as pd
 from _measure import GIB, measure
 from _records import RECORDS, write_record
 
+from raysweep import run_folder as rf
+from raysweep.run_folder import RunRecord, Winner
+
 REPO = Path(__file__).resolve().parents[1]
 K_SUBSET = (2, 10, 17, 25, 50, 100)
 K_QUICK = (2, 3, 4, 5)
@@ -119,8 +122,8 @@ class RaysweepRun:
 
 def winner_of(run_dir):
     """A finished raysweep run's winner as "model k=K"."""
-    winner = json.loads((Path(run_dir) / "winner.json").read_text())
-    return f"{winner['model']} k={winner['k']}"
+    winner = Winner.read(Path(run_dir) / rf.WINNER)
+    return f"{winner.model} k={winner.k}"
 
 
 def peer_script(name, argument):
@@ -265,8 +268,8 @@ def trial_body_seconds(run_dir):
     Leaves out Tune's per-trial overhead, the driver, Ray's start-up and processes, and cores idle at rung barriers;
     kept beside the measured process CPU to show the difference (issue 15).
     """
-    board = pd.read_parquet(run_dir / "leaderboard.parquet")
-    builds = json.loads((run_dir / "run.json").read_text())["shared_builds"]["builds"]
+    board = pd.read_parquet(run_dir / rf.LEADERBOARD)
+    builds = RunRecord.read(run_dir / rf.RUN_RECORD).shared_builds["builds"]
     return float((board["fit_seconds"] + board["score_seconds"]).sum() + sum(b["seconds"] for b in builds))
 
 
@@ -296,9 +299,9 @@ def equal_fidelity(parquet, npy, peers, work, k_values, models, n, baseline_mode
     """
     name = ("exhaustive-full" if k_values is None else f"exhaustive-{len(k_values)}k") + f"-{len(models)}m"
     ours = run_raysweep(parquet, work, name, k_values, models, True)
-    board = pd.read_parquet(ours.run_dir / "leaderboard.parquet")
+    board = pd.read_parquet(ours.run_dir / rf.LEADERBOARD)
     build_seconds = {b["structure"]: b["seconds"]
-                     for b in json.loads((ours.run_dir / "run.json").read_text())["shared_builds"]["builds"]}
+                     for b in RunRecord.read(ours.run_dir / rf.RUN_RECORD).shared_builds["builds"]}
     values = {"configs": len(board), "n": n, "models": list(models),
               "k_values": "2..100" if k_values is None else list(k_values),
               "raysweep": {**_tool_figures(ours.measurement), "winner": ours.winner(),
@@ -357,11 +360,11 @@ def early_stopping(parquet, npy, naive_tune, work, k_values, models, exhaustive)
     """Benchmark 3: raysweep's halving against its ``--exhaustive`` run, and ``naive_tune.py --asha`` beside it."""
     name = ("halving-full" if k_values is None else f"halving-{len(k_values)}k") + f"-{len(models)}m"
     ours = run_raysweep(parquet, work, name, k_values, models, False)
-    run = json.loads((ours.run_dir / "run.json").read_text())
+    run = RunRecord.read(ours.run_dir / rf.RUN_RECORD)
     reference = exhaustive.measurement
     body, reference_body = trial_body_seconds(ours.run_dir), trial_body_seconds(exhaustive.run_dir)
     values = {
-        "rungs": [(r["n"], r["configs"]) for r in run["rungs"]], "winner": ours.winner(),
+        "rungs": [(r["n"], r["configs"]) for r in run.rungs], "winner": ours.winner(),
         "exhaustive_winner": exhaustive.winner(), "same_winner": ours.winner() == exhaustive.winner(),
         "halving": {**_tool_figures(ours.measurement), "command": ours.command},
         "exhaustive": {**_tool_figures(reference), "command": exhaustive.command},
@@ -423,9 +426,9 @@ def tune_overhead(work, small=20, large=220):
 def full_million(features_1m, work, models):
     """Benchmark 2: the full grid on 1M playlists, early stopping on; wall, process-tree CPU, peak RSS, winner."""
     ours = run_raysweep(features_1m, work, "million", None, models, False, fraction=1.0)
-    run = json.loads((ours.run_dir / "run.json").read_text())
+    run = RunRecord.read(ours.run_dir / rf.RUN_RECORD)
     values = {**_tool_figures(ours.measurement), "wall_min": round(ours.measurement.wall_s / 60, 1),
-              "winner": ours.winner(), "rungs": [(r["n"], r["configs"]) for r in run["rungs"]],
+              "winner": ours.winner(), "rungs": [(r["n"], r["configs"]) for r in run.rungs],
               "trial_body_wall_s": round(trial_body_seconds(ours.run_dir), 1), "command": ours.command}
     return values, {"raysweep": ours.measurement}
 
@@ -450,7 +453,7 @@ def exhaustive_million(features_1m, work, models, time_limit):
                   round(ours.measurement.peak_rss_bytes / GIB, 2)])}
     if finished:
         values["winner"] = ours.winner()
-        early = work / "results" / "million" / "winner.json"
+        early = work / "results" / "million" / rf.WINNER
         values["early_stopped_winner"] = (winner_of(early.parent) if early.exists() else
                                           "not in this work folder: run --only 2 with the same --work")
     return values, {"raysweep": ours.measurement}

@@ -53,7 +53,7 @@ def _differences(board, reference):
 def _ledger_counts(run_dir):
     """(configs computed twice, ledger attempts beyond the first) over every rung of a run."""
     twice, extra_attempts = 0, 0
-    for path in (run_dir / rf.RUNGS).glob("rung_*.trials.jsonl"):
+    for path in run_dir.glob(rf.rung_ledger("*")):
         records = rf.read_lines(path)
         results = [(r["model"], r["k"]) for r in records if r["event"] == "result"]
         twice += len(results) - len(set(results))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from raysweep.default_data import DEFAULT_PLAYLISTS, build_default_data
 
@@ -26,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="demo", help="run name (default %(default)s)")
     args = parser.parse_args(argv)
 
+    from raysweep import run_folder as rf
     from raysweep.finalize import finalize
     from raysweep.tune import SweepSettings, run_sweep
 
@@ -33,14 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     data = build_default_data(args.playlists)
     print(f"[1/3] data: MPD-format slices in {data / 'mpd' / 'data'}, Parquet dataset in {data / 'dataset'}, "
           f"feature matrix {data / 'features.parquet'}", flush=True)
-    run_dir = Path(run_sweep(SweepSettings(data / "features.parquet", fraction=1.0, k_max=args.k_max,
+    run_dir = rf.RunFolder(run_sweep(SweepSettings(data / "features.parquet", fraction=1.0, k_max=args.k_max,
                                            results=args.results, name=args.name)))
-    print(f"[2/3] sweep: leaderboard {run_dir / 'leaderboard.csv'}, winner {run_dir / 'winner.json'}, "
-          f"plots {run_dir / 'plots'}", flush=True)
-    finalize(run_dir, dataset=data / "dataset")
-    print(f"[3/3] final: assignments, profiles and plots in {run_dir / 'final'}", flush=True)
-    print(f"\ndone in {time.perf_counter() - started:.0f} s. Read first: {run_dir / 'final' / 'report.md'}")
-    print(f"TensorBoard: tensorboard --logdir {run_dir}")
+    print(f"[2/3] sweep: leaderboard {run_dir / rf.LEADERBOARD_CSV}, winner {run_dir / rf.WINNER}, "
+          f"plots {run_dir / rf.PLOTS}", flush=True)
+    finalize(run_dir.path, dataset=data / "dataset")
+    print(f"[3/3] final: assignments, profiles and plots in {run_dir / rf.FINAL}", flush=True)
+    print(f"\ndone in {time.perf_counter() - started:.0f} s. Read first: {run_dir / rf.FINAL / rf.FINAL_REPORT}")
+    print(f"TensorBoard: tensorboard --logdir {run_dir.path}")
     return 0
 
 

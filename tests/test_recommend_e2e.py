@@ -182,8 +182,8 @@ def test_seed_placement_equals_the_models_own_predict(recommender, finalized, mo
     run, _ = finalized
     record, _ = run_features(run)
     index = recommender.index
-    X = apply_scaling(index.features, record["scaling"])
+    X = apply_scaling(index.features, record.scaling)
     estimator = fit_final(model, 4, X, 0)
-    clustering = index.clustering(model, model, 4, estimator, record["scaling"], np.asarray(estimator.labels_))
+    clustering = index.clustering(model, model, 4, estimator, record.scaling, np.asarray(estimator.labels_))
     placed = np.array([clustering.clusters_of(row)[0] for row in index.features[:300]])
     assert np.array_equal(placed, np.asarray(estimator.predict(X[:300])))

@@ -92,14 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["evaluate"]:
-            from raysweep.recommend.evaluate import evaluate
+            from raysweep.recommend.evaluate import EvaluationSettings, evaluate
 
             args = _evaluate_parser().parse_args(argv[1:])
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
-            summary = evaluate(args.run, args.dataset, per_category=args.per_category, seed=args.seed,
-                               methods=methods, pareto=not args.winner_only, configs=_configs(args.configs),
-                               track_features=args.track_features,
-                               plots=not args.no_plots)
+            summary = evaluate(args.run, args.dataset, EvaluationSettings(
+                per_category=args.per_category, seed=args.seed, methods=methods, pareto=not args.winner_only,
+                configs=_configs(args.configs), track_features=args.track_features, plots=not args.no_plots))
             print(f"report: {summary['report']}")
             return 0
         from raysweep.recommend.recommender import Recommender

@@ -17,21 +17,22 @@ co-occurrence embedding's SVD saw their tracks.
 
 Writes ``RUN/recommend/``: ``evaluation.json`` (everything), ``report.md`` (the tables), ``evaluation.csv`` (one
 row per category, method and clustering) and ``plots/metrics.png``; a rerun replaces them (not ``refits/``).
+:func:`evaluate` takes its options as an :class:`EvaluationSettings` or as keywords, like ``finalize``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from raysweep import run_folder as rf
 from raysweep.feature_matrix import apply_scaling
 from raysweep.recommend.index import Clustering, Index, build_index
 from raysweep.recommend.index_store import cached_index
@@ -39,9 +40,11 @@ from raysweep.recommend.methods import METHODS, Method, Seed, get_method
 from raysweep.recommend.metrics import METRICS, N_RECOMMENDATIONS, score
 from raysweep.recommend.recommender import run_features
 from raysweep.recommend.split import CATEGORIES, HeldOut, make_split
+from raysweep.run_folder import RunFolder, RunRecord, Winner, write_json
 
 ALL = "all"  # the overall row of the tables
-EVALUATION_INDEX_FOLDER = "index-evaluation"  # the saved index of the training playlists
+EVALUATION_INDEX_FOLDER = "index-evaluation"  # RUN/recommend/index-evaluation/: the training playlists' index
+REFITS_FOLDER = "refits"  # RUN/recommend/refits/: the clusterings refitted on the training playlists
 CHALLENGE_WINNER = {"r_precision": 0.2241, "ndcg": 0.3946, "clicks": 1.784}  # vl6, main track (Zamani et al.)
 
 
@@ -75,11 +78,11 @@ class MethodRun:
         return self.method if self.clustering is None else f"{self.method} [{self.clustering}]"
 
 
-def _configs(winner: dict, pareto: bool, extra: list[tuple[str, int]]) -> list[tuple[str, int, dict, list]]:
+def _configs(winner: Winner, pareto: bool, extra: list[tuple[str, int]]) -> list[tuple[str, int, dict, list]]:
     """(model, k, sweep scores, roles) of every clustering to evaluate, the winner first, each once."""
-    found: dict[tuple[str, int], tuple[dict, list]] = {(winner["model"], int(winner["k"])): (
-        dict(winner.get("scores") or {}), ["winner"])}
-    for entry in (winner.get("pareto_front") or []) if pareto else []:
+    found: dict[tuple[str, int], tuple[dict, list]] = {(winner.model, int(winner.k)): (
+        dict(winner.scores or {}), ["winner"])}
+    for entry in (winner.pareto_front or []) if pareto else []:
         key = (entry["model"], int(entry["k"]))
         scores = {name: value for name, value in entry.items() if name not in ("model", "k")}
         found.setdefault(key, (scores, []))[1].append("Pareto front")
@@ -88,7 +91,8 @@ def _configs(winner: dict, pareto: bool, extra: list[tuple[str, int]]) -> list[t
     return [(model, k, scores, roles) for (model, k), (scores, roles) in found.items()]
 
 
-def refit(run: Path, index: Index, record: dict, model: str, k: int, split_key: str) -> tuple[Clustering, float, bool]:
+def refit(run: Path, index: Index, record: RunRecord, model: str, k: int,
+          split_key: str) -> tuple[Clustering, float, bool]:
     """The clustering ``model``, ``k`` fitted on the index rows (the training playlists), reused from disk when
     this split's refit exists. Returns the Clustering, the fit's seconds and whether it was reused."""
     import joblib
@@ -97,8 +101,8 @@ def refit(run: Path, index: Index, record: dict, model: str, k: int, split_key: 
     from raysweep.models import fit_final
     from raysweep.samples import permutation
 
-    path = run / "recommend" / "refits" / f"{model}-k{k}-{split_key}.joblib"
-    scaling = record["scaling"]
+    path = RunFolder(run) / rf.RECOMMEND / REFITS_FOLDER / f"{model}-k{k}-{split_key}.joblib"
+    scaling = record.scaling
     if path.exists():
         saved = joblib.load(path)  # written by this function for this run: a trusted pickle
         return index.clustering(f"{model} k={k}", model, k, saved["estimator"], scaling, saved["labels"]), \
@@ -106,8 +110,8 @@ def refit(run: Path, index: Index, record: dict, model: str, k: int, split_key: 
     started = time.perf_counter()
     X = apply_scaling(index.features, scaling)
     # The sweep's row order (a seeded permutation): a capped fit (ward, Birch, GMM) takes a uniform prefix of it.
-    order = permutation(len(X), int(record["seed"]))
-    estimator = fit_final(model, k, X[order], int(record["seed"]), **fit_options(model, record, len(X)))
+    order = permutation(len(X), int(record.seed))
+    estimator = fit_final(model, k, X[order], int(record.seed), **fit_options(model, record, len(X)))
     labels = np.empty(len(X), dtype=np.int32)
     labels[order] = np.asarray(estimator.labels_, dtype=np.int32)
     seconds = round(time.perf_counter() - started, 3)
@@ -146,16 +150,12 @@ def summarize(runs: list[MethodRun]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def evaluate(run: str | os.PathLike, dataset: str | os.PathLike, per_category: int | None = None, seed: int = 0,
-             methods: list[str] | None = None, pareto: bool = True, configs: list[tuple[str, int]] = (),
-             track_features: str | os.PathLike | None = None, plots: bool = True, quiet: bool = False,
-             index_cache: bool = True) -> dict:
-    """Run the offline evaluation of ``run`` on ``dataset`` and write ``RUN/recommend/`` (module docstring).
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What :func:`evaluate` holds out, evaluates and writes; the defaults are the command's.
 
-    Parameters
+    Attributes
     ----------
-    run : sweep run folder (run.json, winner.json)
-    dataset : the ingest output the feature matrix came from
     per_category : held-out playlists per category (None: 1,000, or 2% of the playlists when fewer)
     seed : seed of the split
     methods : names in ``METHODS`` (None: all)
@@ -166,41 +166,80 @@ def evaluate(run: str | os.PathLike, dataset: str | os.PathLike, per_category: i
     quiet : no progress lines
     index_cache : keep the training playlists' index in ``RUN/recommend/index-evaluation/`` and load it from
         there while the dataset, features and split are unchanged (:func:`raysweep.recommend.index_store.cached_index`)
+    """
+
+    per_category: int | None = None
+    seed: int = 0
+    methods: list[str] | None = None
+    pareto: bool = True
+    configs: list[tuple[str, int]] = ()
+    track_features: str | os.PathLike | None = None
+    plots: bool = True
+    quiet: bool = False
+    index_cache: bool = True
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation computed: the split, the training playlists' index, the clusterings refitted, every
+    method run and their table (:func:`summarize`)."""
+
+    split: HeldOut
+    index: Index
+    refits: list[Refit]
+    runs: list[MethodRun]
+    table: pd.DataFrame
+
+
+def evaluate(run: str | os.PathLike, dataset: str | os.PathLike, settings: EvaluationSettings | None = None,
+             **options) -> dict:
+    """Run the offline evaluation of ``run`` on ``dataset`` and write ``RUN/recommend/`` (module docstring).
+
+    Parameters
+    ----------
+    run : sweep run folder (run.json, winner.json)
+    dataset : the ingest output the feature matrix came from
+    settings : EvaluationSettings, default=None
+        None: the command's defaults.
+    **options
+        Fields of :class:`EvaluationSettings` to set, e.g. ``evaluate(run, dataset, configs=[("kmeans", 5)])``.
 
     Returns
     -------
     summary : dict, the contents of evaluation.json plus ``report`` (the report's path)
     """
+    settings = replace(settings or EvaluationSettings(), **options)
     started = time.perf_counter()
-    run = Path(run)
+    folder = RunFolder(run)
 
     def say(message: str) -> None:
-        if not quiet:
+        if not settings.quiet:
             print(f"recommend evaluate: {message} ({time.perf_counter() - started:.1f} s)", file=sys.stderr,
                   flush=True)
 
-    chosen = [get_method(name) for name in (methods or list(METHODS))]
-    record, matrix = run_features(run)
-    winner_path = run / "winner.json"
+    chosen = [get_method(name) for name in (settings.methods or list(METHODS))]
+    record, matrix = run_features(folder.path)
+    winner_path = folder / rf.WINNER
     if not winner_path.exists():
         raise FileNotFoundError(f"{winner_path}: no such file (the sweep chose no winner; the evaluation compares "
                                 f"the winner and its Pareto front)")
-    winner = json.loads(winner_path.read_text())
-    split = make_split(dataset, matrix.pid, per_category, seed)
+    winner = Winner.read(winner_path)
+    split = make_split(dataset, matrix.pid, settings.per_category, settings.seed)
     if len(split.pid) == 0:
         raise ValueError(f"dataset {dataset}: no playlist qualifies for any challenge category")
     say(f"split: {len(split.pid):,} held-out playlists")
-    if index_cache:
-        index = cached_index(run / "recommend" / EVALUATION_INDEX_FOLDER, dataset, matrix, exclude_pids=split.pid,
-                             track_features=track_features, say=say)
+    out = folder / rf.RECOMMEND
+    if settings.index_cache:
+        index = cached_index(out / EVALUATION_INDEX_FOLDER, dataset, matrix, exclude_pids=split.pid,
+                             track_features=settings.track_features, say=say)
     else:
-        index = build_index(dataset, matrix, exclude_pids=split.pid, track_features=track_features)
+        index = build_index(dataset, matrix, exclude_pids=split.pid, track_features=settings.track_features)
     say(f"index: {len(index.pid):,} training playlists, {index.by_playlist.nnz:,} playlist-track pairs")
 
     refits = []
     if any(method.uses_clusters for method in chosen):
-        for model, k, scores, roles in _configs(winner, pareto, list(configs)):
-            clustering, seconds, reused = refit(run, index, record, model, k, split.key())
+        for model, k, scores, roles in _configs(winner, settings.pareto, list(settings.configs)):
+            clustering, seconds, reused = refit(folder.path, index, record, model, k, split.key())
             refits.append(Refit(model, k, scores, roles, clustering, seconds, reused))
             say(f"{'reused' if reused else 'refitted'} {clustering.name}")
     runs = []
@@ -209,21 +248,16 @@ def evaluate(run: str | os.PathLike, dataset: str | os.PathLike, per_category: i
             runs.append(score_method(index, clustering, method, split))
             say(f"scored {runs[-1].label}")
     table = summarize(runs)
-    summary = _summary(run, dataset, record, winner, split, index, refits, runs, table, started)
-    out = run / "recommend"
+    summary = _summary(record.name or folder.name, dataset, record, Evaluation(split, index, refits, runs, table),
+                       started)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "evaluation.csv", index=False)
-    summary["plot"] = "plots/metrics.png" if plots and _plot(table, out / "plots") else None
-    (out / "evaluation.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-    (out / "report.md").write_text(render_report(summary, table, refits))
-    summary["report"] = str(out / "report.md")
+    summary["plot"] = "plots/metrics.png" if settings.plots and _plot(table, out / "plots") else None
+    write_json(out / "evaluation.json", summary)
+    report = out / "report.md"
+    report.write_text(render_report(summary, table, refits))
+    summary["report"] = str(report)
     return summary
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 def _plot(table: pd.DataFrame, folder: Path) -> Path | None:
@@ -260,10 +294,13 @@ def best_clustering(table: pd.DataFrame, refits: list[Refit], method: str = "clu
             "silhouette_best": by_silhouette}
 
 
-def _summary(run, dataset, record, winner, split, index, refits, runs, table, started) -> dict:
+def _summary(run_name: str, dataset, record: RunRecord, evaluation: Evaluation, started: float) -> dict:
+    """evaluation.json: the evaluation's settings, what it measured and what it leaves open."""
+    split, index, refits, runs, table = (evaluation.split, evaluation.index, evaluation.refits, evaluation.runs,
+                                         evaluation.table)
     counts = pd.Series([CATEGORIES[c].name for c in split.category]).value_counts()
     return {
-        "run": record.get("name", Path(run).name), "dataset": str(dataset), "features": record["features"],
+        "run": run_name, "dataset": str(dataset), "features": record.features,
         "feature_source": index.feature_source, "track_features": index.track_feature_source,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "split": {"seed": split.seed, "per_category": split.per_category, "held_out": int(len(split.pid)),

@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -17,12 +15,14 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from raysweep import run_folder as rf
 from raysweep.dataset import open_table
 from raysweep.feature_matrix import FeatureMatrix, read_feature_matrix
 from raysweep.mpd import normalize_name
 from raysweep.recommend.index import Clustering, Index, build_index
 from raysweep.recommend.index_store import cached_index
 from raysweep.recommend.methods import DEFAULT_METHOD, Seed, get_method, seed_clusters
+from raysweep.run_folder import RunFolder, RunRecord
 
 
 INDEX_FOLDER = "index"  # RUN/recommend/index/: the saved index of Recommender.load
@@ -58,17 +58,17 @@ class Recommendations:
                 "title": self.title, "unknown_uris": self.unknown, "recommendations": self.table.to_dict("records")}
 
 
-def run_features(run: str | os.PathLike) -> tuple[dict, FeatureMatrix]:
+def run_features(run: str | os.PathLike) -> tuple[RunRecord, FeatureMatrix]:
     """The run's run.json record and its feature matrix, restricted to and ordered by the sweep's columns."""
-    record_path = Path(run) / "run.json"
+    record_path = RunFolder(run) / rf.RUN_RECORD
     if not record_path.exists():
         raise FileNotFoundError(f"{record_path}: no such file (is --run a sweep run folder written by raysweep.tune?)")
-    record = json.loads(record_path.read_text())
-    matrix = read_feature_matrix(record["features"])
-    columns = list(record["feature_columns"])
+    record = RunRecord.read(record_path)
+    matrix = read_feature_matrix(record.features)
+    columns = list(record.feature_columns)
     missing = [c for c in columns if c not in matrix.columns]
     if missing:
-        raise ValueError(f"feature matrix {record['features']}: lacks the sweep's columns {', '.join(missing)}")
+        raise ValueError(f"feature matrix {record.features}: lacks the sweep's columns {', '.join(missing)}")
     order = [matrix.columns.index(c) for c in columns]
     return record, FeatureMatrix(pid=matrix.pid, values=np.ascontiguousarray(matrix.values[:, order]),
                                  columns=columns, metadata=matrix.metadata, path=matrix.path)
@@ -78,15 +78,15 @@ def final_clustering(run: str | os.PathLike, index: Index) -> Clustering:
     """The finalized clustering of ``run`` (``final/``: model and assignments) on the index rows."""
     from raysweep.finalize import load_model
 
-    final = Path(run) / "final"
-    if not (final / "model.json").exists():
+    final = RunFolder(run) / rf.FINAL
+    if not (final / rf.MODEL_RECORD).exists():
         raise FileNotFoundError(f"{final}: no finalized model (run `python -m raysweep.finalize --run {run}` first)")
     loaded = load_model(final)
-    assignments = pq.read_table(final / "assignments.parquet", columns=["pid", "cluster"])
+    assignments = pq.read_table(final / rf.ASSIGNMENTS, columns=["pid", "cluster"])
     lookup = pd.Series(assignments.column("cluster").to_numpy(), index=assignments.column("pid").to_numpy())
     labels = lookup.reindex(index.pid).to_numpy()
     if np.isnan(labels.astype(np.float64)).any():
-        raise ValueError(f"{final / 'assignments.parquet'}: does not assign every playlist of the feature matrix "
+        raise ValueError(f"{final / rf.ASSIGNMENTS}: does not assign every playlist of the feature matrix "
                          f"(was final/ written for another feature matrix?)")
     model, k = loaded.metadata["model"], int(loaded.metadata["k"])
     return index.clustering(f"{model} k={k}", model, k, loaded.estimator, loaded.metadata["scaling"],
@@ -109,7 +109,7 @@ class Recommender:
         ``say`` gets a line on which happened."""
         _, matrix = run_features(run)
         if index_cache:
-            index = cached_index(Path(run) / "recommend" / INDEX_FOLDER, dataset, matrix,
+            index = cached_index(RunFolder(run) / rf.RECOMMEND / INDEX_FOLDER, dataset, matrix,
                                  track_features=track_features, say=say)
         else:
             index = build_index(dataset, matrix, track_features=track_features)
