@@ -187,3 +187,18 @@ def test_seed_placement_equals_the_models_own_predict(recommender, finalized, mo
     clustering = index.clustering(model, model, 4, estimator, record.scaling, np.asarray(estimator.labels_))
     placed = np.array([clustering.clusters_of(row)[0] for row in index.features[:300]])
     assert np.array_equal(placed, np.asarray(estimator.predict(X[:300])))
+
+
+def test_evaluate_command_passes_its_options_as_settings(finalized, tmp_path, capsys):
+    import shutil
+
+    run, dataset = finalized
+    copy = shutil.copytree(run, tmp_path / "rec")  # the session's run keeps its own evaluation
+    assert main(["evaluate", "--run", str(copy), "--dataset", str(dataset), "--methods", "popular-cluster",
+                 "--winner-only", "--configs", "kmeans:5", "--per-category", "5", "--seed", "1", "--no-plots"]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {copy / 'recommend' / 'report.md'}"
+    written = json.loads((copy / "recommend" / "evaluation.json").read_text())
+    assert (written["split"]["seed"], written["split"]["per_category"], written["plot"]) == (1, 5, None)
+    assert set(written["methods"]) == {"popular-cluster"}
+    roles = {(c["model"], c["k"]): c["roles"] for c in written["clusterings"]}
+    assert "requested" in roles[("kmeans", 5)] and not any("Pareto front" in r for r in roles.values())
