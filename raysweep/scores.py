@@ -140,31 +140,31 @@ def _davies_bouldin_and_calinski_harabasz(X, codes, sizes):
 def davies_bouldin(X, labels):
     """Davies-Bouldin index from per-cluster sums (lower is better).
 
+    The mean over clusters i of max over j != i of (s_i + s_j) / d(c_i, c_j), where c_i is cluster i's centroid
+    and s_i its rows' mean distance to c_i: each cluster against its most similar other cluster.
+
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-    labels : array-like of shape (n_samples,)
+    labels : array-like of shape (n_samples,), 2 <= n_clusters < n_samples
 
     Returns
     -------
-    score : float
+    score : float, >= 0; 0.0 when every s_i is 0 or all centroids coincide (scikit-learn's convention)
         Equal to :func:`sklearn.metrics.davies_bouldin_score` (to rounding) in O(n*d + k^2*d).
     """
     return _davies_bouldin_and_calinski_harabasz(*_codes_of_scorable(X, labels))[0]
 
 
 def calinski_harabasz(X, labels):
-    """Calinski-Harabasz index (variance ratio) from per-cluster sums (higher is better).
+    """Calinski-Harabasz index, the variance ratio, from per-cluster sums (higher is better).
 
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-    labels : array-like of shape (n_samples,)
+    The between-cluster dispersion sum_i n_i |c_i - c|^2 per k - 1 degrees of freedom over the within-cluster
+    dispersion sum_x |x - c_label(x)|^2 per n - k, where c is the overall mean.
 
-    Returns
-    -------
-    score : float
-        Equal to :func:`sklearn.metrics.calinski_harabasz_score` (to rounding) in O(n*d + k*d).
+    ``X`` and ``labels`` as for :func:`davies_bouldin` (the same per-cluster sums serve both). Returns a float >= 0,
+    1.0 when every row lies on its centroid (scikit-learn's convention), equal to
+    :func:`sklearn.metrics.calinski_harabasz_score` (to rounding) in O(n*d + k*d).
     """
     return _davies_bouldin_and_calinski_harabasz(*_codes_of_scorable(X, labels))[1]
 

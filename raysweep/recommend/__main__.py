@@ -14,14 +14,21 @@ import sys
 
 from raysweep.recommend.methods import DEFAULT_METHOD, METHODS
 
+TRACK_FEATURES_HELP = "track audio-feature table (Parquet/CSV) for the study method"
+
+
+def _add_run_and_dataset(parser: argparse.ArgumentParser, run_help: str) -> None:
+    """The two inputs of both commands: the run folder and the ingest output its features came from."""
+    parser.add_argument("--run", required=True, help=run_help)
+    parser.add_argument("--dataset", required=True, help="the ingest output the features came from")
+
 
 def _recommend_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m raysweep.recommend",
                                      description="Continue a playlist from a finalized run's clusters "
                                                  "(`python -m raysweep.recommend evaluate -h`: the offline "
                                                  "evaluation).")
-    parser.add_argument("--run", required=True, help="finalized sweep run folder (RESULTS/RUN with final/)")
-    parser.add_argument("--dataset", required=True, help="the ingest output the features came from")
+    _add_run_and_dataset(parser, "finalized sweep run folder (RESULTS/RUN with final/)")
     seed = parser.add_mutually_exclusive_group()
     seed.add_argument("--pid", type=int, help="a playlist of the dataset (its tracks and title)")
     seed.add_argument("--tracks", help="comma-separated track URIs (spotify:track:...)")
@@ -32,7 +39,7 @@ def _recommend_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=500, help="recommendations (default 500)")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS),
                         help=f"default {DEFAULT_METHOD}")
-    parser.add_argument("--track-features", help="track audio-feature table (Parquet/CSV) for the study method")
+    parser.add_argument("--track-features", help=TRACK_FEATURES_HELP)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--api-url", help=argparse.SUPPRESS)  # the tests' fake Spotify
     parser.add_argument("--token-url", help=argparse.SUPPRESS)
@@ -48,15 +55,14 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                                                  "each with every method, score them as the challenge did, and "
                                                  "compare the sweep's winner with its Pareto front. Writes "
                                                  "RUN/recommend/.")
-    parser.add_argument("--run", required=True, help="sweep run folder (run.json, winner.json)")
-    parser.add_argument("--dataset", required=True, help="the ingest output the features came from")
+    _add_run_and_dataset(parser, "sweep run folder (run.json, winner.json)")
     parser.add_argument("--per-category", type=int, help="held-out playlists per category (default: 1,000, "
                                                          "or 2%% of the playlists when fewer)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     parser.add_argument("--methods", help=f"comma-separated subset of {', '.join(METHODS)} (default all)")
     parser.add_argument("--configs", help="further clusterings to evaluate, e.g. kmeans:5,gmm:8")
     parser.add_argument("--winner-only", action="store_true", help="evaluate the winner, not its Pareto front")
-    parser.add_argument("--track-features", help="track audio-feature table (Parquet/CSV) for the study method")
+    parser.add_argument("--track-features", help=TRACK_FEATURES_HELP)
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     return parser
 
