@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[1/3] data: MPD-format slices in {data / 'mpd' / 'data'}, Parquet dataset in {data / 'dataset'}, "
           f"feature matrix {data / 'features.parquet'}", flush=True)
     run_dir = rf.RunFolder(run_sweep(SweepSettings(data / "features.parquet", fraction=1.0, k_max=args.k_max,
-                                           results=args.results, name=args.name)))
+                                                   results=args.results, name=args.name)))
     print(f"[2/3] sweep: leaderboard {run_dir / rf.LEADERBOARD_CSV}, winner {run_dir / rf.WINNER}, "
           f"plots {run_dir / rf.PLOTS}", flush=True)
     finalize(run_dir.path, dataset=data / "dataset")
