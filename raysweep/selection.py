@@ -30,7 +30,7 @@ non-Gaussian shapes (:func:`compared_scores`). The null depends only on k, so co
 Condorcet argument, are unchanged.
 
 Over 400 lines because it is one rule: eligibility, the pairwise vote, the ranking, the Pareto front and the
-winner's record apply the same metrics, floors and null comparison, and about 100 of its lines are that rule's own
+winner's record apply the same metrics, floors and null comparison, and about 60 of its lines are that rule's own
 words (this docstring, ``RULE``, ``REASONING``), kept beside the code they describe.
 """
 
