@@ -7,7 +7,8 @@ Layout section has a line for every module.
 
 For notebooks: ``raysweep.sweep(features, ...) -> SweepResult`` (leaderboard, winner, run folder; its settings are
 the fields of ``SweepSettings``) and ``raysweep.finalize_run(run) -> FinalResult`` (:mod:`raysweep.finalize.api`).
-They are imported on first use, so ``import raysweep.selection`` and the other light modules do not pay for scikit-learn and pandas.
+They are imported on first use, so ``import raysweep.selection`` and the other light modules do not pay for
+scikit-learn and pandas.
 """
 
 import importlib

@@ -1,6 +1,6 @@
-"""The house's shape: the layout follows the data flow, and no module grows past 400 lines without saying why.
+"""The house's shape: the layout follows the data flow, no module passes 400 lines unexplained, the README lists it.
 
-Both read the sources with :mod:`ast`; no module of raysweep is imported.
+The checks read the sources with :mod:`ast`; no module of raysweep is imported.
 
 - Layering. ``STAGES`` is the data flow, first to last, as the top-level modules and packages of ``raysweep/``. A
   module may import its own stage and the stages before it, never one after it. Every import statement counts,
@@ -28,7 +28,7 @@ STAGES = (
     ("data formats", ("mpd", "dataset")),  # the slice format synth writes and ingest reads; the tables ingest writes
     ("synth", ("synth",)),
     ("ingest", ("ingest",)),
-    ("features", ("features", "feature_matrix")),  # feature_matrix: the file features writes and every later stage reads
+    ("features", ("features", "feature_matrix")),  # feature_matrix: the file features writes, every later stage reads
     ("default data", ("default_data",)),  # synth -> ingest -> features, for the demo and the commands' defaults
     ("model search", ("scores", "families", "models", "null_model", "selection", "halving")),
     ("sweep", ("sweep_settings", "run_folder", "_trainable", "_progress", "_ray_rung", "tune")),

@@ -49,7 +49,6 @@ def _catalog_for(seed: int) -> Catalog:
     return _worker_catalog
 
 
-
 def _generate_slice(folder: str, index: int, first_pid: int, count: int, n_profiles: int, seed: int,
                     outlier_rate: float) -> _SliceStats:
     """Write one slice file and return what the parent needs to summarize it."""

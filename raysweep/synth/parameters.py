@@ -100,17 +100,17 @@ SHORT_LENGTHS = (MIN_TRACKS, MIN_TRACKS + 2)  # the short kind's lengths; the ot
 N_PROFILE_GENRES = len(GENRES)
 # The catalog genres each kind draws from (one per playlist); a short playlist draws one of its profile's.
 KIND_GENRES = tuple(tuple(N_PROFILE_GENRES + [genre[0] for genre in OUTLIER_GENRES].index(name) for name in names)
-                     for names in (("live",), ("nature sounds", "white noise"), ("spoken word", "comedy")))
+                    for names in (("live",), ("nature sounds", "white noise"), ("spoken word", "comedy")))
 GENRE_SHARE = np.array([genre[1] for genre in GENRES]) / sum(genre[1] for genre in GENRES)
 ARTISTS_PER_GENRE = np.concatenate([np.maximum(1, np.rint(GENRE_SHARE * N_ARTISTS)),
-                                     [genre[1] for genre in OUTLIER_GENRES]]).astype(np.int64)
+                                    [genre[1] for genre in OUTLIER_GENRES]]).astype(np.int64)
 ALL_GENRES = GENRES + tuple(genre[:14] + genre[15:] for genre in OUTLIER_GENRES)
 PROB_CENTRES = np.array([genre[2:9] for genre in ALL_GENRES])  # (n_genres, 7)
 TEMPO, LOUDNESS, MODE_P, LENGTH_S, TRIPLE_P = (np.array([genre[i] for genre in ALL_GENRES])
-                                                    for i in range(9, 14))
+                                                   for i in range(9, 14))
 TEMPO_SD = np.concatenate([np.full(N_PROFILE_GENRES, 22.0), [genre[14] for genre in OUTLIER_GENRES]])
 GENRE_TITLES = tuple(tuple(genre[14].split("|")) for genre in ALL_GENRES)
 PROB_FEATURES = ("danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness",
-                  "valence")
+                 "valence")
 # Spread in logit units (artist, track) per probability feature: instrumentalness is bimodal in real data.
 PROB_SPREAD = np.array([[.35, .44], [.35, .48], [.45, .56], [.6, .8], [1.2, 1.76], [.3, .6], [.45, .64]])
