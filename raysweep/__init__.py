@@ -1,12 +1,14 @@
 """raysweep: a Ray Tune search over clustering models for the Spotify Million Playlist Dataset.
 
-Stages, one module each, in data-flow order: ``synth`` (MPD-format generator), ``ingest`` (slices to Parquet),
-``features`` (playlist feature matrix), ``tune`` (the sweep), ``finalize`` (refit the winner).
-Shared pieces: ``dataset``, ``models``, ``scores``, ``selection``, ``storage``, ``plots``.
+Stages in data-flow order: ``synth`` (MPD-format generator), ``ingest`` (slices to Parquet), ``features``
+(playlist feature matrix), the model search (``families``, ``scores``, ``selection``, ``halving``), ``tune`` (the
+sweep), ``finalize`` (refit the winner), ``recommend``. No module imports a stage after its own; the README's
+Layout section has a line for every module.
 
 For notebooks: ``raysweep.sweep(features, ...) -> SweepResult`` (leaderboard, winner, run folder; its settings are
 the fields of ``SweepSettings``) and ``raysweep.finalize_run(run) -> FinalResult`` (:mod:`raysweep.finalize.api`).
-They are imported on first use, so ``import raysweep.selection`` and the other light modules do not pay for scikit-learn and pandas.
+They are imported on first use, so ``import raysweep.selection`` and the other light modules do not pay for
+scikit-learn and pandas.
 """
 
 import importlib

@@ -28,6 +28,10 @@ the generated playlists of seed 1: ARI 0.06 against the profiles, where KMeans a
 Davies-Bouldin and Calinski-Harabasz stay as they are: above the same null they reward a large k for skewed,
 non-Gaussian shapes (:func:`compared_scores`). The null depends only on k, so comparisons at equal k, and the
 Condorcet argument, are unchanged.
+
+Over 400 lines because it is one rule: eligibility, the pairwise vote, the ranking, the Pareto front and the
+winner's record apply the same metrics, floors and null comparison, and about 60 of its lines are that rule's own
+words (this docstring, ``RULE``, ``REASONING``), kept beside the code they describe.
 """
 
 from __future__ import annotations

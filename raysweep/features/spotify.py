@@ -29,7 +29,7 @@ from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyOauthError
 from tqdm import tqdm
 
-from raysweep.features.audio import AudioFeatureCache
+from raysweep.features.audio_cache import AudioFeatureCache
 
 API_PREFIX = "https://api.spotify.com/v1/"
 TOKEN_URL = "https://accounts.spotify.com/api/token"
