@@ -15,7 +15,7 @@ from the feature matrix (audio features below ``--min-coverage``) have no cluste
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -94,6 +94,7 @@ class Clustering:
     popular: list
     centres: np.ndarray | None = None
     centre_labels: np.ndarray | None = None
+    _scaled_rows: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def clusters_of(self, raw_features: np.ndarray) -> np.ndarray:
         """The clusters of a seed from its raw features (d,): one cluster, or a GMM's top components.
@@ -108,6 +109,15 @@ class Clustering:
             return order[:kept]
         nearest = np.argmin(((self.centres - scaled[0]) ** 2).sum(axis=1))
         return self.centre_labels[nearest:nearest + 1]
+
+    def scaled_rows(self, features: np.ndarray) -> np.ndarray:
+        """The index rows' ``features`` (n_rows, d) in this clustering's scaled space, float32; computed once.
+
+        Scaling is elementwise, so a row scaled here equals the same row scaled on its own, bit for bit.
+        """
+        if self._scaled_rows is None:
+            self._scaled_rows = apply_scaling(features, self.scaling)
+        return self._scaled_rows
 
     def rows_of(self, clusters: np.ndarray) -> np.ndarray:
         """Index rows of ``clusters``, shape (n,), int64."""

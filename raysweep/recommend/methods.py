@@ -144,6 +144,21 @@ def _cooccurrence(index: Index, clustering: Clustering | None, seed: Seed, n: in
     return _distinct([found, index.popular], seed.tracks, n)
 
 
+def smallest(values: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` smallest of ``values`` (m,), smallest first: ``np.argsort(values, kind="stable")[:n]``.
+
+    A partition finds the n-th smallest value, and only the values up to it are sorted (O(m), not O(m log m):
+    the study method ranks a cluster of ~50,000 playlists per query at 1M).
+    """
+    if values.size <= n:
+        return np.argsort(values, kind="stable")
+    kth = np.partition(values, n - 1)[n - 1]
+    if np.isnan(kth):  # fewer than n numbers: NaN sorts last, as argsort puts it
+        return np.argsort(values, kind="stable")[:n]
+    candidates = np.flatnonzero(values <= kth)  # ascending positions, so a stable sort keeps argsort's tie order
+    return candidates[np.argsort(values[candidates], kind="stable")[:n]]
+
+
 def _study(index: Index, clustering: Clustering, seed: Seed, n: int) -> np.ndarray:
     features = seed_features(index, seed)
     if features is None:
@@ -153,8 +168,8 @@ def _study(index: Index, clustering: Clustering, seed: Seed, n: int) -> np.ndarr
     rows = clustering.rows_of(cluster)
     found = EMPTY
     if rows.size:
-        cityblock = np.abs(apply_scaling(index.features[rows], clustering.scaling) - point).sum(axis=1)
-        nearest = rows[np.argsort(cityblock, kind="stable")[:STUDY_NEIGHBOURS]]
+        cityblock = np.abs(clustering.scaled_rows(index.features)[rows] - point).sum(axis=1)
+        nearest = rows[smallest(cityblock, STUDY_NEIGHBOURS)]
         candidates = np.unique(index.by_playlist[nearest].indices).astype(np.int64)
         squared = ((apply_scaling(index.track_features[candidates], clustering.scaling) - point) ** 2).sum(axis=1)
         squared[np.isnan(squared)] = np.inf  # a track without features goes last
