@@ -46,7 +46,7 @@ def test_rows_scaled_once_equal_the_rows_scaled_one_query_at_a_time():
     rng = np.random.default_rng(0)
     features = rng.lognormal(size=(1_000, 13)).astype(np.float32)
     scaling = {"kind": "standard", "mean": features.mean(axis=0).tolist(), "std": features.std(axis=0).tolist()}
-    clustering = Clustering("kmeans k=2", "kmeans", 2, None, scaling, *(np.zeros(0),) * 3, [])
+    clustering = Clustering("kmeans k=2", "kmeans", 2, None, scaling, *(np.zeros(0),) * 3, [], features=features)
     rows = rng.choice(1_000, 300, replace=False)
-    np.testing.assert_array_equal(clustering.scaled_rows(features)[rows], apply_scaling(features[rows], scaling))
-    assert clustering.scaled_rows(features) is clustering.scaled_rows(features)
+    np.testing.assert_array_equal(clustering.scaled_rows[rows], apply_scaling(features[rows], scaling))
+    assert clustering.scaled_rows is clustering.scaled_rows

@@ -81,6 +81,7 @@ class Clustering:
     centres : ndarray of shape (n_points, n_features) or None, the model's reference points (``REFERENCE_POINTS``);
         None for a GMM
     centre_labels : ndarray of shape (n_points,) or None, the cluster the model predicts for each reference point
+    features : ndarray of shape (n_rows, n_features) or None, the index rows' raw features (``Index.features``)
     """
 
     name: str
@@ -94,7 +95,7 @@ class Clustering:
     popular: list
     centres: np.ndarray | None = None
     centre_labels: np.ndarray | None = None
-    _scaled_rows: np.ndarray | None = field(default=None, init=False, repr=False)
+    features: np.ndarray | None = field(default=None, repr=False)
 
     def clusters_of(self, raw_features: np.ndarray) -> np.ndarray:
         """The clusters of a seed from its raw features (d,): one cluster, or a GMM's top components.
@@ -110,14 +111,13 @@ class Clustering:
         nearest = np.argmin(((self.centres - scaled[0]) ** 2).sum(axis=1))
         return self.centre_labels[nearest:nearest + 1]
 
-    def scaled_rows(self, features: np.ndarray) -> np.ndarray:
+    @cached_property
+    def scaled_rows(self) -> np.ndarray:
         """The index rows' ``features`` (n_rows, d) in this clustering's scaled space, float32; computed once.
 
         Scaling is elementwise, so a row scaled here equals the same row scaled on its own, bit for bit.
         """
-        if self._scaled_rows is None:
-            self._scaled_rows = apply_scaling(features, self.scaling)
-        return self._scaled_rows
+        return apply_scaling(self.features, self.scaling)
 
     def rows_of(self, clusters: np.ndarray) -> np.ndarray:
         """Index rows of ``clusters``, shape (n,), int64."""
@@ -199,7 +199,7 @@ class Index:
             centre_labels = np.asarray(estimator.predict(points), dtype=np.int64)  # one batch call, native dtype
             centres = points.astype(np.float64)
         return Clustering(name, model, int(k), estimator, scaling, labels, members, starts, popular, centres,
-                          centre_labels)
+                          centre_labels, self.features)
 
 
 def _grouped(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

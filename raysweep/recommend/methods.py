@@ -168,7 +168,7 @@ def _study(index: Index, clustering: Clustering, seed: Seed, n: int) -> np.ndarr
     rows = clustering.rows_of(cluster)
     found = EMPTY
     if rows.size:
-        cityblock = np.abs(clustering.scaled_rows(index.features)[rows] - point).sum(axis=1)
+        cityblock = np.abs(clustering.scaled_rows[rows] - point).sum(axis=1)
         nearest = rows[smallest(cityblock, STUDY_NEIGHBOURS)]
         candidates = np.unique(index.by_playlist[nearest].indices).astype(np.int64)
         squared = ((apply_scaling(index.track_features[candidates], clustering.scaling) - point) ** 2).sum(axis=1)
