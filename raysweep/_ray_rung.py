@@ -41,13 +41,20 @@ class TrialSettings:
     Attributes
     ----------
     seed : int, seed of the models
-    query_points : int, silhouette query points above ``exact_max_n`` rows
-    exact_max_n : int, exact silhouette at or below this many rows
+    query_points : int, silhouette query points above the exact limit
+    exact_max_n : int, exact silhouette at or below this many rows on the top rung
+    promotion_exact_max_n : int, the same on a lower rung (capped by ``exact_max_n``)
     """
 
     seed: int
     query_points: int
     exact_max_n: int
+    promotion_exact_max_n: int
+
+    def exact_limit(self, rung: Rung) -> int:
+        """Exact silhouette at or below this many rows of ``rung``: the top rung's scores choose the winner, a lower
+        rung's only promote, and there the estimator's SE makes close configs ties."""
+        return self.exact_max_n if rung.top else min(self.exact_max_n, self.promotion_exact_max_n)
 
 
 # --------------------------------------------------------------------------------------------- Ray itself
@@ -257,7 +264,7 @@ def run_rung_trials(rung, pending, refs, store, experiment, callbacks, trial):
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(ordered), "rung": rung.index, "n": rung.n, "seed": trial.seed,
-                     "query_points": trial.query_points, "exact_max_n": trial.exact_max_n},
+                     "query_points": trial.query_points, "exact_max_n": trial.exact_limit(rung)},
         tune_config=tune.TuneConfig(reuse_actors=True, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
             name=experiment, storage_path=store.base, storage_filesystem=store.filesystem, verbose=0,

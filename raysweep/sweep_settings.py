@@ -16,7 +16,7 @@ from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.halving import ETA
 from raysweep.models import AGGLOMERATIVE_MAX_N
 from raysweep.run_folder import read_settings
-from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N
+from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N, PROMOTION_EXACT_MAX_N
 
 # Settings recorded only since a later version, with the value every run written before then used.
 _SETTINGS_ADDED_LATER = {"agglomerative_max_n": AGGLOMERATIVE_MAX_N}
@@ -54,7 +54,10 @@ class SweepSettings:
     query_points : int, default=DEFAULT_QUERY_POINTS
         Silhouette query points above ``exact_max_n`` rows.
     exact_max_n : int, default=EXACT_SILHOUETTE_MAX_N
-        Exact silhouette at or below this many rows.
+        Exact silhouette at or below this many rows on the top rung, whose scores choose the winner.
+    promotion_exact_max_n : int, default=PROMOTION_EXACT_MAX_N
+        Exact silhouette at or below this many rows on a lower rung, which only promotes (capped by ``exact_max_n``):
+        above it the estimator, whose standard error the pairwise comparisons count as ties.
     min_rung_size : int, default=None
         Smallest sample; None means ``max(20 * k_max, 2000)`` (:func:`raysweep.samples.smallest_rung_size`).
     agglomerative_max_n : int, default=AGGLOMERATIVE_MAX_N
@@ -80,6 +83,7 @@ class SweepSettings:
     eta: int = ETA
     query_points: int = DEFAULT_QUERY_POINTS
     exact_max_n: int = EXACT_SILHOUETTE_MAX_N
+    promotion_exact_max_n: int = PROMOTION_EXACT_MAX_N
     min_rung_size: int | None = None
     agglomerative_max_n: int = AGGLOMERATIVE_MAX_N
     num_cpus: int | None = None
@@ -106,6 +110,9 @@ class SweepSettings:
             raise ValueError(f"--k-min must be >= 2 (scores need two clusters), got {settings.k_min}")
         if settings.k_max < settings.k_min:
             raise ValueError(f"--k-max ({settings.k_max}) must be >= --k-min ({settings.k_min})")
+        for option in ("exact_max_n", "promotion_exact_max_n", "query_points"):
+            if getattr(settings, option) < 0:
+                raise ValueError(f"{option} must be >= 0, got {getattr(settings, option)}")
         if settings.eta < 2:
             raise ValueError(f"eta must be >= 2, got {settings.eta}")
         return settings
@@ -114,10 +121,11 @@ class SweepSettings:
     def k_grid(self) -> list[int]:
         return list(self.k_values or range(self.k_min, self.k_max + 1))
 
-    def record(self, matrix) -> dict:
+    def record(self, matrix, sizes) -> dict:
         """The settings as ``rungs/settings.json`` records them (and the default run name digests them).
 
-        ``matrix`` is the FeatureMatrix read from ``features``; call on :meth:`checked` settings.
+        ``matrix`` is the FeatureMatrix read from ``features`` and ``sizes`` the rung sizes planned for it
+        (:func:`raysweep.halving.plan_rungs`); call on :meth:`checked` settings.
         """
         record = {"features": str(self.features), "n_total": len(matrix.pid), "feature_columns": matrix.columns,
                   "fraction": self.fraction, "models": self.models, "k_min": self.k_min, "k_max": self.k_max,
@@ -127,6 +135,10 @@ class SweepSettings:
                   "agglomerative_max_n": self.agglomerative_max_n}
         if matrix.dropped_columns:  # only then, so that runs of other matrices keep their names
             record["dropped_feature_columns"] = matrix.dropped_columns
+        if any(self.promotion_exact_max_n < n <= self.exact_max_n for n in sizes[:-1]):
+            # Only when it changes how a rung is scored: runs it does not touch keep their names (and resume), and a
+            # run from before the setting, whose lower rungs were all exact, is not resumed with estimated ones.
+            record["promotion_exact_max_n"] = self.promotion_exact_max_n
         return record
 
     def run_name(self, record: dict) -> str:

@@ -74,7 +74,7 @@ def run_sweep(settings: SweepSettings) -> Path:
     configs = config_grid(settings.models, settings.k_grid)
     sizes = plan_rungs(len(matrix.pid), settings.fraction, len(configs), settings.k_max, settings.exhaustive,
                        settings.eta, settings.min_rung_size)
-    record = settings.record(matrix)
+    record = settings.record(matrix, sizes)
     name = settings.run_name(record)
     folder = RunFolder(Path(settings.results) / name)
     # One writer per run folder: a second command on the same run name refuses instead of sharing the ledger.
@@ -101,7 +101,8 @@ def run_sweep(settings: SweepSettings) -> Path:
             x_ref = ray.put(X)  # once per run: every rung's trials and builds read their prefix of it
             experiments = RungExperiments(folder, store, SharedBuilds(x_ref, settings.seed,
                                                                       settings.agglomerative_max_n),
-                                          TrialSettings(settings.seed, settings.query_points, settings.exact_max_n),
+                                          TrialSettings(settings.seed, settings.query_points, settings.exact_max_n,
+                                                        settings.promotion_exact_max_n),
                                           settings.progress)
             frames, rung_records = _run_rungs(sizes, configs, experiments, settings, null)
         finally:
@@ -121,7 +122,7 @@ def _run_rungs(sizes, configs, experiments, settings, null):
         frames.append(frame)
         promoted = [] if rung.top else promote(frame, settings.eta, null)
         rung_records.append({"rung": index, "n": n, "configs": len(alive), "promoted": len(promoted),
-                             "silhouette": "exact" if n <= settings.exact_max_n else
+                             "silhouette": "exact" if n <= experiments.trial.exact_limit(rung) else
                              f"query estimator, first {min(settings.query_points, n):,} rows of the sample"})
         if not rung.top:
             stopped += len(alive) - len(promoted)
@@ -204,7 +205,8 @@ def _run_record(folder, store, record, scaling, rung_records, plots, seconds):
         gmm_method=(f"GaussianMixture fitted on at most the first {GMM_MAX_N:,} rows of the sample (a uniform "
                     "random subset); every row labelled by predict"),
         silhouette={"exact_max_n": record["exact_max_n"], "query_points": record["query_points"],
-                    "estimator": "above exact_max_n rows: the first query_points rows of the rung's sample "
+                    "estimator": "above the rung's limit (exact_max_n on the top rung, promotion_exact_max_n "
+                                 "below it): the first query_points rows of the rung's sample "
                                  "(a uniform random subset, the same playlists for every config and rung), "
                                  "each scored exactly against all n rows; SE with finite-population correction",
                     "per_rung": {str(r["rung"]): r["silhouette"] for r in rung_records}},

@@ -120,6 +120,32 @@ def test_leaderboard_has_one_row_per_trial_in_parquet_and_csv(sweep):
 
 
 @pytest.mark.slow
+def test_a_run_that_no_promotion_limit_touches_does_not_record_it(sweep):
+    settings = json.loads((sweep.run_dir / "rungs" / "settings.json").read_text())
+    assert "promotion_exact_max_n" not in settings  # rungs of 167 and 500 rows: exact under either limit
+
+
+@pytest.mark.slow
+def test_lower_rungs_above_the_promotion_limit_are_estimated_and_the_top_rung_exact(ray_local, tmp_path):
+    features = _blobs(tmp_path / "blobs.parquet", 1500)
+    run_dir = run_sweep(SweepSettings(features, fraction=1.0, models=["kmeans"], k_min=2, k_max=25,
+                                      results=tmp_path / "results", name="limits", min_rung_size=150,
+                                      promotion_exact_max_n=300, query_points=100, progress=False))
+    board = pd.read_parquet(run_dir / "leaderboard.parquet")
+    se = board.groupby("rung")["silhouette_se"]
+    assert [board[board["rung"] == r]["n"].iloc[0] for r in (0, 1, 2)] == [167, 500, 1500]
+    assert se.max()[0] == 0 and se.min()[1] > 0 and se.max()[2] == 0
+    per_rung = json.loads((run_dir / "run.json").read_text())["silhouette"]["per_rung"]
+    assert per_rung["0"] == per_rung["2"] == "exact" and per_rung["1"].startswith("query estimator, first 100 rows")
+    assert json.loads((run_dir / "rungs" / "settings.json").read_text())["promotion_exact_max_n"] == 300
+
+
+def test_a_negative_exact_limit_is_refused():
+    with pytest.raises(ValueError, match="promotion_exact_max_n must be >= 0"):
+        SweepSettings("x.parquet", promotion_exact_max_n=-1).checked()
+
+
+@pytest.mark.slow
 def test_one_shared_build_per_structure_and_rung(sweep):
     counts = sweep.run["shared_builds"]["counts"]
     alive = sweep.leaderboard.groupby("rung")["model"].unique().map(set)
