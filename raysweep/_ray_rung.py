@@ -24,6 +24,7 @@ from raysweep.families import REGISTRY
 from raysweep.halving import Rung
 from raysweep.run_folder import (BUILDS, LEADERBOARD_COLUMNS, Ledger, RunFolder, RunStorage, StorageUnavailable,
                                  append_line, config_key, rung_ledger)
+from raysweep.scores import exact_silhouette_limit
 
 RUNG_ATTEMPTS = 3  # experiments per rung and command for configs left without a result (lost nodes)
 TRIAL_RETRIES = 2  # Ray Tune's own retries of a trial whose actor or node was lost (FailureConfig.max_failures)
@@ -52,9 +53,8 @@ class TrialSettings:
     promotion_exact_max_n: int
 
     def exact_limit(self, rung: Rung) -> int:
-        """Exact silhouette at or below this many rows of ``rung``: the top rung's scores choose the winner, a lower
-        rung's only promote, and there the estimator's SE makes close configs ties."""
-        return self.exact_max_n if rung.top else min(self.exact_max_n, self.promotion_exact_max_n)
+        """Exact silhouette at or below this many rows of ``rung`` (:func:`raysweep.scores.exact_silhouette_limit`)."""
+        return exact_silhouette_limit(self.exact_max_n, self.promotion_exact_max_n, rung.top)
 
 
 # --------------------------------------------------------------------------------------------- Ray itself

@@ -16,7 +16,8 @@ from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.halving import ETA
 from raysweep.models import AGGLOMERATIVE_MAX_N
 from raysweep.run_folder import read_settings
-from raysweep.scores import DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N, PROMOTION_EXACT_MAX_N
+from raysweep.scores import (DEFAULT_QUERY_POINTS, EXACT_SILHOUETTE_MAX_N, PROMOTION_EXACT_MAX_N,
+                             exact_silhouette_limit)
 
 # Settings recorded only since a later version, with the value every run written before then used.
 _SETTINGS_ADDED_LATER = {"agglomerative_max_n": AGGLOMERATIVE_MAX_N}
@@ -135,7 +136,8 @@ class SweepSettings:
                   "agglomerative_max_n": self.agglomerative_max_n}
         if matrix.dropped_columns:  # only then, so that runs of other matrices keep their names
             record["dropped_feature_columns"] = matrix.dropped_columns
-        if any(self.promotion_exact_max_n < n <= self.exact_max_n for n in sizes[:-1]):
+        lower_rung_limit = exact_silhouette_limit(self.exact_max_n, self.promotion_exact_max_n, top=False)
+        if any(lower_rung_limit < n <= self.exact_max_n for n in sizes[:-1]):
             # Only when it changes how a rung is scored: runs it does not touch keep their names (and resume), and a
             # run from before the setting, whose lower rungs were all exact, is not resumed with estimated ones.
             record["promotion_exact_max_n"] = self.promotion_exact_max_n

@@ -12,6 +12,7 @@ from sklearn.metrics import (
 from raysweep.scores import (
     calinski_harabasz,
     davies_bouldin,
+    exact_silhouette_limit,
     score_labels,
     silhouette_exact,
     silhouette_query_estimate,
@@ -192,3 +193,8 @@ def test_sklearn_metric_functions_reject_one_cluster(blobs):
     X, _ = blobs
     with pytest.raises(ValueError, match="number of distinct labels is 1"):
         silhouette_exact(X, np.zeros(X.shape[0]))
+
+
+@pytest.mark.parametrize("top, promotion, expected", [(True, 10, 20), (False, 10, 10), (False, 30, 20)])
+def test_exact_silhouette_limit_is_lower_only_below_the_top_rung(top, promotion, expected):
+    assert exact_silhouette_limit(20, promotion, top) == expected
