@@ -13,10 +13,12 @@ One case escapes the kernel's accounting: a process whose parent ignores SIGCHLD
 and its CPU time is added nowhere. Ray's raylet ignores SIGCHLD, so its workers (where Ray's trials run) are such
 processes. For them the CPU of their last sample is counted (``cpu_from_samples_s``), so what one of them uses
 after its last sample (at most one ``interval`` of CPU time) is missed, and one that lives less than an interval
-is missed whole. Every ``interval`` seconds the measuring process also sums the RSS of all live descendants
-(psutil); the peak of those sums is ``peak_rss_bytes``. Pages shared between processes (Ray's object store,
-mapped by every worker) count once per process that maps them, so the sum over-states the memory in use when
-objects are shared; the largest single process's peak RSS is exact (``ru_maxrss`` of the reaped processes).
+is missed whole. Every ``interval`` seconds the measuring process also sums the RSS and the PSS of all live
+descendants (psutil); the peaks of those sums are ``peak_rss_bytes`` and ``peak_pss_bytes``. RSS counts a page
+shared between processes (Ray's object store, mapped by every worker) once per process that maps it, so its sum
+over-states the memory in use when objects are shared; PSS divides each shared page among the processes that map
+it, so its sum is the memory the tree holds. The largest single process's peak RSS is exact (``ru_maxrss`` of the
+reaped processes).
 
 Wall time ends when COMMAND exits (what its user waits for); descendants still running then are waited for up to
 ``drain_timeout`` seconds (their CPU counts), after which they are killed and named in ``stragglers``. With a
@@ -62,6 +64,8 @@ class Measurement:
         for its workers), whose CPU the kernel reports to no one.
     peak_rss_bytes : int
         Largest sum of the RSS of the tree's live processes over the samples.
+    peak_pss_bytes : int
+        Largest sum of the PSS (proportional set size) of the tree's live processes over the samples.
     peak_rss_largest_bytes : int
         Peak RSS of the largest single process of the tree (kernel accounting, exact).
     rss_samples : int
@@ -88,6 +92,7 @@ class Measurement:
     cpu_system_s: float
     cpu_from_samples_s: float
     peak_rss_bytes: int
+    peak_pss_bytes: int
     peak_rss_largest_bytes: int
     rss_samples: int
     sample_interval_s: float
@@ -114,6 +119,7 @@ class Measurement:
             "cpu_user_s": round(self.cpu_user_s, 2), "cpu_system_s": round(self.cpu_system_s, 2),
             "cpu_from_samples_s": round(self.cpu_from_samples_s, 2),
             "peak_rss_gib": round(self.peak_rss_bytes / GIB, 3),
+            "peak_pss_gib": round(self.peak_pss_bytes / GIB, 3),
             "peak_rss_largest_process_gib": round(self.peak_rss_largest_bytes / GIB, 3),
             "rss_samples": self.rss_samples, "sample_interval_s": self.sample_interval_s,
             "load_average_before": [round(x, 2) for x in self.load_average_before],
@@ -202,7 +208,7 @@ class _TreeSampler(threading.Thread):
         self._psutil = psutil
         self._me = psutil.Process()
         self.interval, self.drain_timeout = interval, drain_timeout
-        self.peak, self.samples, self.stragglers = 0, 0, []
+        self.peak, self.peak_pss, self.samples, self.stragglers = 0, 0, 0, []
         self.command_exited_at = None  # set by the reaping thread
         self.command, self.command_started_at = None, None  # set when the command starts
         self.time_limit, self.stopped_at_time_limit = time_limit, False
@@ -229,7 +235,7 @@ class _TreeSampler(threading.Thread):
         return bool(int(mask, 16) >> (signal.SIGCHLD - 1) & 1)
 
     def sample(self):
-        total, current, ignoring = 0, {}, {}
+        total, total_pss, current, ignoring = 0, 0, {}, {}
         for process in self._descendants():
             try:
                 key, times, ppid = (process.pid, process.create_time()), process.cpu_times(), process.ppid()
@@ -242,12 +248,13 @@ class _TreeSampler(threading.Thread):
                 self._seen[key] = ((times.user + times.children_user, times.system + times.children_system),
                                    ignoring[ppid])
             try:
-                total += process.memory_info().rss
+                memory = process.memory_full_info()  # /proc/PID/smaps_rollup: PSS at the cost of one more read
             except self._psutil.Error:  # a zombie holds no memory
                 continue
+            total, total_pss = total + memory.rss, total_pss + memory.pss
         with self._lock:
             self._current = current
-        self.peak = max(self.peak, total)
+        self.peak, self.peak_pss = max(self.peak, total), max(self.peak_pss, total_pss)
         self.samples += 1
 
     def reaped(self, pid):
@@ -342,7 +349,7 @@ def _run_measured(command, interval, drain_timeout, time_limit=None):
     return {
         "returncode": returncode, "wall_s": wall, "cpu_user_s": children.ru_utime + sampled_user,
         "cpu_system_s": children.ru_stime + sampled_system, "cpu_from_samples_s": sampled_user + sampled_system,
-        "peak_rss_bytes": sampler.peak, "peak_rss_largest_bytes": children.ru_maxrss * 1024,
+        "peak_rss_bytes": sampler.peak, "peak_pss_bytes": sampler.peak_pss, "peak_rss_largest_bytes": children.ru_maxrss * 1024,
         "rss_samples": sampler.samples, "sample_interval_s": interval, "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()), "drain_s": drain, "stragglers": sampler.stragglers,
         "measurer_cpu_s": me.ru_utime + me.ru_stime, "stopped_at_time_limit": sampler.stopped_at_time_limit,

@@ -288,7 +288,8 @@ def _tool_figures(measured_or_run):
     if isinstance(measured_or_run, PeerRun):
         return measured_or_run.summary()
     return {"wall_s": round(measured_or_run.wall_s, 1), "cpu_s": round(measured_or_run.cpu_s, 1),
-            "peak_rss_gib": round(measured_or_run.peak_rss_bytes / GIB, 2)}
+            "peak_rss_gib": round(measured_or_run.peak_rss_bytes / GIB, 2),
+            "peak_pss_gib": round(measured_or_run.peak_pss_bytes / GIB, 2)}
 
 
 def equal_fidelity(parquet, npy, peers, work, k_values, models, n, baseline_models=MODELS, rerun_baseline=False,

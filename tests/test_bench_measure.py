@@ -112,6 +112,23 @@ def test_peak_rss_sums_the_live_processes_of_the_tree(tmp_path):
     assert 120 * MIB <= measured.peak_rss_largest_bytes < 2 * 120 * MIB
 
 
+def test_peak_pss_counts_pages_shared_by_a_fork_once(tmp_path):
+    # 200 MiB touched before the fork: parent and child map the same pages, so RSS counts them twice, PSS once.
+    command = _python(tmp_path, """
+        import os, time
+        block = bytearray(200 << 20)
+        block[:: 4096] = b"x" * len(range(0, len(block), 4096))
+        pid = os.fork()
+        time.sleep(1.0)
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """)
+    measured = _measure.measure(command, interval=0.05)
+    assert measured.peak_rss_bytes >= 2 * 200 * MIB
+    assert 200 * MIB <= measured.peak_pss_bytes < 1.5 * 200 * MIB
+
+
 def test_a_failing_command_raises_with_its_exit_status(tmp_path):
     command = _python(tmp_path, "import sys; sys.stderr.write('bad rows\\n'); sys.exit(3)")
     with pytest.raises(RuntimeError, match="failed with exit status 3: bad rows"):
