@@ -173,6 +173,14 @@ def test_kmeans_labels_and_info(blobs):
     np.testing.assert_array_equal(labels, KMeans(5, n_init=KMEANS_INITS, random_state=0).fit_predict(X))
 
 
+def test_kmeans_above_its_sample_size_inits_on_the_sample_and_polishes_on_all_rows(blobs):
+    X, y = blobs
+    labels, info = kmeans_labels(X, 5, seed=0, sample_n=100)
+    centres = KMeans(5, n_init=KMEANS_INITS, random_state=0).fit(X[:100]).cluster_centers_
+    np.testing.assert_array_equal(labels, KMeans(5, init=centres, n_init=1, random_state=0).fit_predict(X))
+    assert info["init_rows"] == 100 and adjusted_rand_score(labels, y) == 1.0
+
+
 def test_gmm_labels_and_info(blobs):
     X, y = blobs
     labels, info = gmm_labels(X, 5, seed=0)

@@ -1,0 +1,92 @@
+"""The fit-path levers of the 1M grid, each measured against the fit it would replace, one thread.
+
+  python benchmarks/bench_fit_levers.py --features ~/.cache/raysweep/mpd-synth-v3-n1000000-p17-s0/features.parquet
+
+Rows: the scaled matrix in the sweep's permutation order (seed 0), as a trial holds it.
+- ``kmeans_sample``: KMeans with ``KMEANS_INITS`` k-means++ inits on all 1M rows (the fit before the lever) against
+  the same inits on the first ``KMEANS_SAMPLE_N`` rows polished on all rows (``raysweep.families.kmeans``, kept):
+  CPU, iterations, inertia ratio (lever / all rows) and ARI between the two labelings.
+- ``gmm_warm_start``: GaussianMixture as the sweep fits it on 200k rows against a fit on the first 20k rows
+  continued by EM on the 200k (scikit-learn's ``warm_start``): CPU and mean log-likelihood on the 200k.
+- ``gmm_init``: the CPU of the one-init KMeans that GaussianMixture's ``init_params="kmeans"`` runs on the 200k,
+  the most a cheaper init could save.
+CPU seconds are this process's user + system (``resource.getrusage``), under one BLAS/OpenMP thread.
+"""
+
+import argparse
+import resource
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
+
+from _records import write_record
+from raysweep import samples
+from raysweep.families.gmm import GMM_MAX_N, GMM_PARAMS, _FullCovarianceMixture
+from raysweep.families.kmeans import KMEANS_INITS, KMEANS_SAMPLE_N, kmeans_labels
+from raysweep.feature_matrix import read_feature_matrix
+
+GMM_WARM_SAMPLE_N = 20_000
+
+
+def _cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(fit):
+    start = _cpu()
+    value = fit()
+    return value, round(_cpu() - start, 2)
+
+
+def kmeans_sample(X, k):
+    full, full_cpu = _timed(lambda: KMeans(k, init="k-means++", n_init=KMEANS_INITS, random_state=0).fit(X))
+    (labels, info), lever_cpu = _timed(lambda: kmeans_labels(X, k, seed=0))
+    return {"k": k, "all_rows_cpu_s": full_cpu, "all_rows_n_iter": int(full.n_iter_),
+            "lever_cpu_s": lever_cpu, "lever_polish_n_iter": info["n_iter"],
+            "inertia_ratio": round(info["inertia"] / full.inertia_, 5),
+            "ari_between": round(adjusted_rand_score(full.labels_, labels), 3)}
+
+
+def gmm_warm_start(X, k):
+    now, now_cpu = _timed(lambda: _FullCovarianceMixture(n_components=k, random_state=0, **GMM_PARAMS).fit(X))
+    warm = _FullCovarianceMixture(n_components=k, random_state=0, warm_start=True, **GMM_PARAMS)
+    _, warm_cpu = _timed(lambda: warm.fit(X[:GMM_WARM_SAMPLE_N]).fit(X))
+    return {"k": k, "now_cpu_s": now_cpu, "now_n_iter": int(now.n_iter_), "now_log_likelihood": round(now.score(X), 4),
+            "warm_cpu_s": warm_cpu, "warm_n_iter_on_all": int(warm.n_iter_),
+            "warm_log_likelihood": round(warm.score(X), 4),
+            "ari_between": round(adjusted_rand_score(now.predict(X), warm.predict(X)), 3)}
+
+
+def gmm_init(X, k):
+    _, cpu = _timed(lambda: KMeans(k, n_init=1, random_state=np.random.RandomState(0)).fit(X))
+    return {"k": k, "init_kmeans_cpu_s": cpu}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", required=True, help="the 1M default data's features.parquet")
+    parser.add_argument("--k", default="5,22,50,100", help="comma-separated k values (default 5,22,50,100)")
+    parser.add_argument("--only", default="kmeans_sample,gmm_warm_start,gmm_init", help="comma-separated levers")
+    args = parser.parse_args(argv)
+    ks = [int(k) for k in args.k.split(",")]
+    matrix = read_feature_matrix(args.features)
+    X = np.ascontiguousarray(matrix.scaled()[samples.permutation(len(matrix.pid), 0)])
+    levers = {"kmeans_sample": (kmeans_sample, X), "gmm_warm_start": (gmm_warm_start, X[:GMM_MAX_N]),
+              "gmm_init": (gmm_init, X[:GMM_MAX_N])}
+    values = {"n_rows": int(X.shape[0]), "kmeans_sample_n": KMEANS_SAMPLE_N, "gmm_max_n": GMM_MAX_N,
+              "gmm_warm_sample_n": GMM_WARM_SAMPLE_N}
+    with threadpool_limits(1):
+        for name in args.only.split(","):
+            measure, rows = levers[name]
+            values[name] = []
+            for k in ks:
+                values[name].append(measure(rows, k))
+                print(name, values[name][-1], flush=True)
+    print(write_record("fits", "fit_levers", values))
+
+
+if __name__ == "__main__":
+    main()
