@@ -14,6 +14,7 @@ CPU seconds are this process's user + system (``resource.getrusage``), under one
 """
 
 import argparse
+import os
 import resource
 
 import numpy as np
@@ -71,6 +72,7 @@ def main(argv=None):
     parser.add_argument("--k", default="5,22,50,100", help="comma-separated k values (default 5,22,50,100)")
     parser.add_argument("--only", default="kmeans_sample,gmm_warm_start,gmm_init", help="comma-separated levers")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     ks = [int(k) for k in args.k.split(",")]
     matrix = read_feature_matrix(args.features)
     X = np.ascontiguousarray(matrix.scaled()[samples.permutation(len(matrix.pid), 0)])
@@ -85,7 +87,7 @@ def main(argv=None):
             for k in ks:
                 values[name].append(measure(rows, k))
                 print(name, values[name][-1], flush=True)
-    print(write_record("fits", "fit_levers", values))
+    print(write_record("fits", "fit_levers", values, load_average_before=load_before))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ KMEANS_INITS = 4
 
 # Above this many rows the KMEANS_INITS inits run on the first KMEANS_SAMPLE_N rows (a uniform random subset: the
 # rows are a prefix of the sweep's permutation) and Lloyd's algorithm then polishes the best of them on all rows,
-# from its centres. Measured on the 1M default data (one thread, benchmarks/bench_kmeans_sample.py): CPU 2.4 -> 0.4 s
-# at k=5, 13.0 -> 1.8 s at k=22, 43.1 -> 6.1 s at k=50, with the inertia 0.7% above, 0.6% and 0.2% below the fit
-# of all inits on all rows. At or below it (every validity set, the 20k benchmarks) the fit is unchanged.
+# from its centres. Measured on the 1M default data (one thread, benchmarks/bench_fit_levers.py): CPU 2.8 -> 0.8 s
+# at k=5, 14.8 -> 1.7 s at k=22, 36.1 -> 6.0 s at k=50, 119.3 -> 36.4 s at k=100, the inertia 0.7% above, 0.6% and
+# 0.2% below, 0.2% above the fit of all inits on all rows. At or below it (every validity set, the 20k benchmarks)
+# the fit is unchanged.
 KMEANS_SAMPLE_N = 100_000
 
 
