@@ -1,0 +1,65 @@
+"""Where a finished sweep's wall time went, rung by rung: busy and idle CPU slots, from the run folder.
+
+  python benchmarks/rung_timeline.py RESULTS/RUN [--cpus 2] [--record]
+
+Per rung: its span (first trial start to last trial end, from Ray Tune's ``result.json`` of every trial:
+``timestamp`` is the end, in whole seconds, and ``time_total_s`` the trial's own wall), the sum of its trials' wall,
+the sum of its shared builds' seconds (``rungs/builds.jsonl``) and the CPU slots left idle:
+``cpus x span - trials - builds``. What lies outside the spans (Ray's start-up, the null model, the driver's work
+between rungs, writing the results) is the sweep's wall (``run.json``) less the spans. These are wall-time slot
+figures, not process CPU: a trial waiting for a core counts as busy.
+"""
+
+import argparse
+import glob
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from _records import write_record
+
+
+def trial_times(run_dir):
+    """{rung: [(start, end), ...]} of every trial with a result, in seconds since the epoch."""
+    times = defaultdict(list)
+    for path in glob.glob(str(Path(run_dir) / "ray" / "rung_*" / "*" / "result.json")):
+        for line in Path(path).read_text().splitlines():
+            result = json.loads(line)
+            times[int(result["rung"])].append((result["timestamp"] - result["time_total_s"], result["timestamp"]))
+    return times
+
+
+def timeline(run_dir, cpus):
+    run_dir = Path(run_dir)
+    builds = defaultdict(float)
+    for line in (run_dir / "rungs" / "builds.jsonl").read_text().splitlines():
+        build = json.loads(line)
+        builds[int(build["rung"])] += float(build.get("seconds", 0.0))
+    rungs, spans = [], 0.0
+    for rung, times in sorted(trial_times(run_dir).items()):
+        start, end = min(t[0] for t in times), max(t[1] for t in times)
+        trials = sum(t[1] - t[0] for t in times)
+        span = end - start
+        spans += span
+        rungs.append({"rung": rung, "trials": len(times), "span_s": round(span, 1), "trial_wall_s": round(trials, 1),
+                      "build_s": round(builds[rung], 1),
+                      "idle_slot_s": round(cpus * span - trials - builds[rung], 1)})
+    wall = json.loads((run_dir / "run.json").read_text())["wall_seconds"]
+    return {"run_dir": str(run_dir), "cpus": cpus, "sweep_wall_s": round(wall, 1), "rungs": rungs,
+            "outside_rung_spans_s": round(wall - spans, 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--cpus", type=int, default=2, help="CPU slots the sweep ran with (default 2)")
+    parser.add_argument("--record", action="store_true", help="also write a record under benchmarks/records/sweep")
+    args = parser.parse_args(argv)
+    values = timeline(args.run_dir, args.cpus)
+    print(json.dumps(values, indent=2))
+    if args.record:
+        print(write_record("sweep", "rung_timeline", values))
+
+
+if __name__ == "__main__":
+    main()
