@@ -1,9 +1,11 @@
 """The fit-path levers of the 1M grid, each measured against the fit it would replace, one thread.
 
-  python benchmarks/bench_fit_levers.py --features ~/.cache/raysweep/mpd-synth-v3-n1000000-p17-s0/features.parquet
+  python benchmarks/bench_fit_levers.py           # routine: the default data at 200,000 playlists (built if missing)
+  python benchmarks/bench_fit_levers.py --full    # the 1M default data (built if missing: ~12-16 min)
+  python benchmarks/bench_fit_levers.py --features F
 
 Rows: the scaled matrix in the sweep's permutation order (seed 0), as a trial holds it.
-- ``kmeans_sample``: KMeans with ``KMEANS_INITS`` k-means++ inits on all 1M rows (the fit before the lever) against
+- ``kmeans_sample``: KMeans with ``KMEANS_INITS`` k-means++ inits on all rows (the fit before the lever) against
   the same inits on the first ``KMEANS_SAMPLE_N`` rows polished on all rows (``raysweep.families.kmeans``, kept):
   CPU, iterations, inertia ratio (lever / all rows) and ARI between the two labelings.
 - ``gmm_warm_start``: GaussianMixture as the sweep fits it on 200k rows against a fit on the first 20k rows
@@ -24,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from _records import write_record
 from raysweep import samples
+from raysweep.default_data import default_features
 from raysweep.families.gmm import GMM_MAX_N, GMM_PARAMS, _FullCovarianceMixture
 from raysweep.families.kmeans import KMEANS_INITS, KMEANS_SAMPLE_N, kmeans_labels
 from raysweep.feature_matrix import read_feature_matrix
@@ -68,13 +71,14 @@ def gmm_init(X, k):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", required=True, help="the 1M default data's features.parquet")
+    parser.add_argument("--features", help="a features.parquet (default: the default data, built if missing)")
+    parser.add_argument("--full", action="store_true", help="the default data at 1,000,000 playlists, not 200,000")
     parser.add_argument("--k", default="5,22,50,100", help="comma-separated k values (default 5,22,50,100)")
     parser.add_argument("--only", default="kmeans_sample,gmm_warm_start,gmm_init", help="comma-separated levers")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     ks = [int(k) for k in args.k.split(",")]
-    matrix = read_feature_matrix(args.features)
+    matrix = read_feature_matrix(args.features or default_features(1_000_000 if args.full else 200_000))
     X = np.ascontiguousarray(matrix.scaled()[samples.permutation(len(matrix.pid), 0)])
     levers = {"kmeans_sample": (kmeans_sample, X), "gmm_warm_start": (gmm_warm_start, X[:GMM_MAX_N]),
               "gmm_init": (gmm_init, X[:GMM_MAX_N])}
