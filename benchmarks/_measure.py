@@ -13,13 +13,13 @@ One case escapes the kernel's accounting: a process whose parent ignores SIGCHLD
 and its CPU time is added nowhere. Ray's raylet ignores SIGCHLD, so its workers (where Ray's trials run) are such
 processes. For them the CPU of their last sample is counted (``cpu_from_samples_s``), so what one of them uses
 after its last sample (at most one ``interval`` of CPU time) is missed, and one that lives less than an interval
-is missed whole. Every ``interval`` seconds the measuring process also sums the RSS and the PSS of all live
-descendants (psutil; the PSS every ``PSS_EVERY`` samples, as reading it costs ~15x the RSS: 62.5 against 3.9 CPU-s of
-the measuring process over a 6-minute 1M sweep); the peaks of those sums are ``peak_rss_bytes`` and ``peak_pss_bytes``. RSS counts a page
-shared between processes (Ray's object store, mapped by every worker) once per process that maps it, so its sum
-over-states the memory in use when objects are shared; PSS divides each shared page among the processes that map
-it, so its sum is the memory the tree holds. The largest single process's peak RSS is exact (``ru_maxrss`` of the
-reaped processes).
+is missed whole. Every ``interval`` seconds the measuring process also sums the RSS of all live descendants, and
+every ``PSS_EVERY`` samples their PSS (psutil; reading PSS costs ~15x the RSS: 62.5 against 3.9 CPU-s of the
+measuring process over a 6-minute 1M sweep); the peaks of those sums are ``peak_rss_bytes`` and ``peak_pss_bytes``.
+RSS counts a page shared between processes (Ray's object store, mapped by every worker) once per process that maps
+it, so its sum over-states the memory in use when objects are shared; PSS divides each shared page among the
+processes that map it, so its sum is the memory the tree holds. The largest single process's peak RSS is exact
+(``ru_maxrss`` of the reaped processes).
 
 Wall time ends when COMMAND exits (what its user waits for); descendants still running then are waited for up to
 ``drain_timeout`` seconds (their CPU counts), after which they are killed and named in ``stragglers``. With a
@@ -357,7 +357,8 @@ def _run_measured(command, interval, drain_timeout, time_limit=None):
     return {
         "returncode": returncode, "wall_s": wall, "cpu_user_s": children.ru_utime + sampled_user,
         "cpu_system_s": children.ru_stime + sampled_system, "cpu_from_samples_s": sampled_user + sampled_system,
-        "peak_rss_bytes": sampler.peak, "peak_pss_bytes": sampler.peak_pss, "peak_rss_largest_bytes": children.ru_maxrss * 1024,
+        "peak_rss_bytes": sampler.peak, "peak_pss_bytes": sampler.peak_pss,
+        "peak_rss_largest_bytes": children.ru_maxrss * 1024,
         "rss_samples": sampler.samples, "sample_interval_s": interval, "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()), "drain_s": drain, "stragglers": sampler.stragglers,
         "measurer_cpu_s": me.ru_utime + me.ru_stime, "stopped_at_time_limit": sampler.stopped_at_time_limit,

@@ -92,7 +92,7 @@ def measure(n, ks, seed=0):
 def _max_iter(model):
     """The iteration cap of an iterative model as raysweep.models configures it (None otherwise)."""
     if model == "kmeans":
-        return models._kmeans(None, 2, 0).max_iter
+        return models._kmeans(2, 0).max_iter
     if model == "gmm":
         return models.GMM_PARAMS["max_iter"]
     return None

@@ -24,17 +24,17 @@ from raysweep.families.base import DegenerateFitError, FinalModel
 from raysweep.families.birch import (BIRCH_MAX_N, BIRCH_MAX_SUBCLUSTERS, BIRCH_TARGET_SUBCLUSTERS, BirchTree,
                                      birch_cf_tree, birch_labels, birch_method, birch_threshold)
 from raysweep.families.gmm import GMM_MAX_N, GMM_PARAMS, GMM_REG_COVAR_RETRIES, _FullCovarianceMixture, gmm_labels
-from raysweep.families.kmeans import KMEANS_INITS, _kmeans, kmeans_labels
+from raysweep.families.kmeans import KMEANS_INITS, KMEANS_SAMPLE_N, _kmeans, kmeans_labels
 from raysweep.families.ward import (AGGLOMERATIVE_MAX_N, WardTree, agglomerative_method, ward_labels, ward_tree,
                                     weighted_ward_linkage, weighted_ward_tree)
 
 # What is imported from here (the recommender, benchmarks, tests); _FullCovarianceMixture and _kmeans for the
 # benchmarks and tests that time and compare them.
 __all__ = ["AGGLOMERATIVE_MAX_N", "BIRCH_MAX_N", "BIRCH_MAX_SUBCLUSTERS", "BIRCH_TARGET_SUBCLUSTERS", "GMM_MAX_N",
-           "GMM_PARAMS", "GMM_REG_COVAR_RETRIES", "KMEANS_INITS", "MODEL_NAMES", "REGISTRY", "BirchTree",
-           "DegenerateFitError", "FinalModel", "WardTree", "_FullCovarianceMixture", "_kmeans", "agglomerative_method",
-           "birch_cf_tree", "birch_labels", "birch_method", "birch_threshold", "fit_final", "gmm_labels",
-           "kmeans_labels", "ward_labels", "ward_tree", "weighted_ward_linkage", "weighted_ward_tree"]
+           "GMM_PARAMS", "GMM_REG_COVAR_RETRIES", "KMEANS_INITS", "KMEANS_SAMPLE_N", "MODEL_NAMES", "REGISTRY",
+           "BirchTree", "DegenerateFitError", "FinalModel", "WardTree", "_FullCovarianceMixture", "_kmeans",
+           "agglomerative_method", "birch_cf_tree", "birch_labels", "birch_method", "birch_threshold", "fit_final",
+           "gmm_labels", "kmeans_labels", "ward_labels", "ward_tree", "weighted_ward_linkage", "weighted_ward_tree"]
 
 
 def fit_final(model, k, X, seed, n_threads=None, **options):

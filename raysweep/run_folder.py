@@ -300,7 +300,7 @@ class RunRecord(_Record):
     fraction, models, k_min, k_max, k_values, exhaustive : the search
     rungs : list of dict, per rung ``rung``, ``n``, ``configs``, ``promoted``, ``silhouette`` (how it was scored)
     promotion : dict, the promotion rule, why, and eta
-    birch_method, gmm_method, silhouette, permutation : how each was done, in words and settings
+    birch_method, kmeans_method, gmm_method, silhouette, permutation : how each was done, in words and settings
     shared_builds : dict, ``counts`` (structure -> rung -> builds) and every build's record
     plots : list of str, relative paths; versions : dict; storage : str; wall_seconds : float
     """
@@ -326,6 +326,7 @@ class RunRecord(_Record):
     agglomerative_method: dict = field(default_factory=dict)
     birch_threshold: dict = field(default_factory=dict)
     birch_method: dict = field(default_factory=dict)
+    kmeans_method: str = ""
     gmm_method: str = ""
     silhouette: dict = field(default_factory=dict)
     shared_builds: dict = field(default_factory=dict)

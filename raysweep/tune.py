@@ -45,7 +45,7 @@ from raysweep._ray_rung import (RungExperiments, SharedBuilds, SweepInterrupted,
 from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.feature_matrix import read_feature_matrix
 from raysweep.halving import ETA, Rung, config_grid, plan_rungs, promote, promotion_record
-from raysweep.models import GMM_MAX_N, birch_method
+from raysweep.models import GMM_MAX_N, KMEANS_INITS, KMEANS_SAMPLE_N, birch_method
 from raysweep.null_model import METHOD as NULL_METHOD
 from raysweep.null_model import null_scores
 from raysweep.run_folder import Ledger, RunFolder, RunRecord, RunStorage, StorageUnavailable, SweepResult, Winner
@@ -202,6 +202,8 @@ def _run_record(folder, store, record, scaling, rung_records, plots, seconds):
         agglomerative_method={str(b["rung"]): b["agglomerative_method"] for b in ward},
         birch_threshold={str(b["rung"]): b["birch_threshold"] for b in birch},
         birch_method={str(b["rung"]): birch_method(b["n"])["description"] for b in birch},
+        kmeans_method=(f"KMeans: {KMEANS_INITS} k-means++ inits on at most the first {KMEANS_SAMPLE_N:,} rows of the "
+                       "sample (a uniform random subset), the best polished by Lloyd's algorithm on all rows"),
         gmm_method=(f"GaussianMixture fitted on at most the first {GMM_MAX_N:,} rows of the sample (a uniform "
                     "random subset); every row labelled by predict"),
         silhouette={"exact_max_n": record["exact_max_n"], "query_points": record["query_points"],

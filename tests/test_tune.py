@@ -203,6 +203,7 @@ def test_run_json_holds_the_finalizer_contract(sweep):
     assert sweep.run["birch_threshold"]["0"] > 0
     assert sweep.run["birch_method"]["0"].startswith("Birch CF-tree on all 167 rows")
     assert "GaussianMixture fitted on at most the first 200,000 rows" in sweep.run["gmm_method"]
+    assert "inits on at most the first 100,000 rows" in sweep.run["kmeans_method"]
 
 
 @pytest.mark.slow
