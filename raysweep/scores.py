@@ -33,15 +33,6 @@ EXACT_SILHOUETTE_MAX_N = 20_000
 # one thread, the estimator 0.07 s (k = 5, 50, 100); 20k sweeps (rungs of 2,222 and 6,667 rows) stay exact throughout.
 PROMOTION_EXACT_MAX_N = 10_000
 
-
-def exact_silhouette_limit(exact_max_n, promotion_exact_max_n, top):
-    """Exact silhouette at or below this many rows of a rung, the estimator above.
-
-    The top rung's scores choose the winner (``exact_max_n``); a lower rung's only promote, and there the estimator's
-    SE makes close configs ties (``promotion_exact_max_n``, capped by ``exact_max_n``).
-    """
-    return exact_max_n if top else min(exact_max_n, promotion_exact_max_n)
-
 # Query points of the estimator: SE = sd(s_i) / sqrt(2,000) = 0.022 sd(s_i). Measured sd(s_i) = 0.10-0.12 on
 # generated playlists (KMeans k = 5, 17, 100), so SE ~0.0025; the cost is m*n distances per config.
 DEFAULT_QUERY_POINTS = 2_000
@@ -50,6 +41,15 @@ DEFAULT_QUERY_POINTS = 2_000
 # passes over a block, and memory bounded at any n. Best of 3, CPU s at 20k x 13 (one thread):
 # 512: 1.44, 768: 1.34, 1024: 1.62, 1536: 1.74.
 _SQUARE_BLOCK = 768
+
+
+def exact_silhouette_limit(exact_max_n, promotion_exact_max_n, top):
+    """Exact silhouette at or below this many rows of a rung, the estimator above.
+
+    The top rung's scores choose the winner (``exact_max_n``); a lower rung's only promote, and there the estimator's
+    SE makes close configs ties (``promotion_exact_max_n``, capped by ``exact_max_n``).
+    """
+    return exact_max_n if top else min(exact_max_n, promotion_exact_max_n)
 
 
 def _check_X_labels(X, labels):

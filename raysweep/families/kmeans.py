@@ -1,7 +1,7 @@
 """KMeans: :class:`sklearn.cluster.KMeans`, k-means++ init, the lowest-inertia of ``KMEANS_INITS`` inits.
 
 scikit-learn's default ``n_init="auto"`` means one init for k-means++; see ``KMEANS_INITS`` for why more. Above
-``KMEANS_SAMPLE_N`` rows the inits run on a sample and the best is polished on all rows (``KMEANS_SAMPLE_N``).
+``KMEANS_SAMPLE_N`` rows the inits run on a sample and the best is polished on all rows.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class KMeansFamily(ClusterFamily):
     cost_rank = 1
 
     def fit(self, X, k, seed, shared=None, n_threads=None, sample_n=None):
-        """See :meth:`ClusterFamily.fit`; the inits run on the first ``sample_n`` rows (None: ``KMEANS_SAMPLE_N``)
-        when X has more, rows in random order."""
+        """See :meth:`ClusterFamily.fit`. When X (rows in random order) has more than ``sample_n`` rows (None:
+        ``KMEANS_SAMPLE_N``), the inits run on its first ``sample_n`` and the best is polished on all of them."""
         X = check_X(X)
         check_k(k, X.shape[0])
         sample_n = KMEANS_SAMPLE_N if sample_n is None else int(sample_n)
