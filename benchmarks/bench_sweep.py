@@ -434,18 +434,21 @@ def full_million(features_1m, work, models):
     return values, {"raysweep": ours.measurement}
 
 
+ATTEMPTS = "bench_attempts.jsonl"  # benchmark 5's attempts at one run, in that run's folder
+
+
 def exhaustive_million(features_1m, work, models, time_limit):
     """Benchmark 5: one attempt at the exhaustive full grid on 1M playlists; a rerun with the same ``--work`` resumes.
 
     Every attempt is a record of its own; the values also sum the walls and CPU of this run's earlier attempts
-    (records with the same run folder) and, once it finished, compare its winner with benchmark 2's early-stopped
-    winner in the same work folder, when there is one.
+    (listed in ``ATTEMPTS`` inside the run folder, so a new run at the same path starts at attempt 1) and, once it
+    finished, compare its winner with benchmark 2's early-stopped winner in the same work folder, when there is one.
     """
     ours = run_raysweep(features_1m, work, "exhaustive-million", None, models, True, fraction=1.0,
                         time_limit=time_limit)
     finished = ours.measurement.returncode == 0
-    earlier = [json.loads(path.read_text()) for path in sorted((RECORDS / "sweep").glob("exhaustive_million*.json"))]
-    earlier = [r["values"] for r in earlier if r["values"].get("run_dir") == str(ours.run_dir)]
+    attempts = ours.run_dir / ATTEMPTS
+    earlier = [json.loads(line) for line in attempts.read_text().splitlines()] if attempts.exists() else []
     values = {**_tool_figures(ours.measurement), "finished": finished, "run_dir": str(ours.run_dir),
               "attempt": len(earlier) + 1, "command": ours.command,
               "all_attempts_wall_s": round(sum(r["wall_s"] for r in earlier) + ours.measurement.wall_s, 1),
@@ -457,6 +460,8 @@ def exhaustive_million(features_1m, work, models, time_limit):
         early = work / "results" / "million" / rf.WINNER
         values["early_stopped_winner"] = (winner_of(early.parent) if early.exists() else
                                           "not in this work folder: run --only 2 with the same --work")
+    with attempts.open("a") as listing:
+        listing.write(json.dumps({key: values[key] for key in ("wall_s", "cpu_s", "peak_rss_gib")}) + "\n")
     return values, {"raysweep": ours.measurement}
 
 
