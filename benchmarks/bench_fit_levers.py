@@ -10,6 +10,8 @@ Rows: the scaled matrix in the sweep's permutation order (seed 0), as a trial ho
   CPU, iterations, inertia ratio (lever / all rows) and ARI between the two labelings.
 - ``gmm_warm_start``: GaussianMixture as the sweep fits it on 200k rows against a fit on the first 20k rows
   continued by EM on the 200k (scikit-learn's ``warm_start``): CPU and mean log-likelihood on the 200k.
+- ``planted_ari``: on generated data, the ARI against the planted profiles (inlier playlists) of KMeans fitted both
+  ways and of agglomerative (ward) at the same k: does the lever move a clustering away from the truth?
 - ``gmm_init``: the CPU of the one-init KMeans that GaussianMixture's ``init_params="kmeans"`` runs on the 200k,
   the most a cheaper init could save.
 CPU seconds are this process's user + system (``resource.getrusage``), under one BLAS/OpenMP thread.
@@ -18,8 +20,10 @@ CPU seconds are this process's user + system (``resource.getrusage``), under one
 import argparse
 import os
 import resource
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
@@ -30,6 +34,7 @@ from raysweep.default_data import default_features
 from raysweep.families.gmm import GMM_MAX_N, GMM_PARAMS, _FullCovarianceMixture
 from raysweep.families.kmeans import KMEANS_INITS, KMEANS_SAMPLE_N, kmeans_labels
 from raysweep.feature_matrix import read_feature_matrix
+from raysweep.models import fit_final
 
 GMM_WARM_SAMPLE_N = 20_000
 
@@ -64,6 +69,17 @@ def gmm_warm_start(X, k):
             "ari_between": round(adjusted_rand_score(now.predict(X), warm.predict(X)), 3)}
 
 
+def planted_ari(X, k, truth):
+    inliers = truth.notna().to_numpy()
+
+    def ari(labels):
+        return round(adjusted_rand_score(truth[inliers], labels[inliers]), 3)
+
+    all_rows = KMeans(k, init="k-means++", n_init=KMEANS_INITS, random_state=0).fit_predict(X)
+    return {"k": k, "kmeans_all_rows_ari": ari(all_rows), "kmeans_lever_ari": ari(kmeans_labels(X, k, seed=0)[0]),
+            "agglomerative_ari": ari(fit_final("agglomerative", k, X, seed=0).labels_)}
+
+
 def gmm_init(X, k):
     _, cpu = _timed(lambda: KMeans(k, n_init=1, random_state=np.random.RandomState(0)).fit(X))
     return {"k": k, "init_kmeans_cpu_s": cpu}
@@ -74,18 +90,30 @@ def main(argv=None):
     parser.add_argument("--features", help="a features.parquet (default: the default data, built if missing)")
     parser.add_argument("--full", action="store_true", help="the default data at 1,000,000 playlists, not 200,000")
     parser.add_argument("--k", default="5,22,50,100", help="comma-separated k values (default 5,22,50,100)")
-    parser.add_argument("--only", default="kmeans_sample,gmm_warm_start,gmm_init", help="comma-separated levers")
+    parser.add_argument("--only", default="kmeans_sample,gmm_warm_start,gmm_init,planted_ari",
+                        help="comma-separated levers (planted_ari: generated data only)")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     ks = [int(k) for k in args.k.split(",")]
-    matrix = read_feature_matrix(args.features or default_features(1_000_000 if args.full else 200_000))
-    X = np.ascontiguousarray(matrix.scaled()[samples.permutation(len(matrix.pid), 0)])
+    features = Path(args.features or default_features(1_000_000 if args.full else 200_000))
+    matrix = read_feature_matrix(features)
+    order = samples.permutation(len(matrix.pid), 0)
+    X = np.ascontiguousarray(matrix.scaled()[order])
     levers = {"kmeans_sample": (kmeans_sample, X), "gmm_warm_start": (gmm_warm_start, X[:GMM_MAX_N]),
               "gmm_init": (gmm_init, X[:GMM_MAX_N])}
+    planted = features.parent / "mpd" / "planted_profiles.parquet"  # generated data only
+    if planted.exists():
+        profiles = pd.read_parquet(planted)
+        profiles = profiles[profiles["outlier"].fillna("").eq("")] if "outlier" in profiles else profiles
+        truth = profiles.set_index("pid")["profile"].reindex(matrix.pid[order])
+        levers["planted_ari"] = (lambda rows, k: planted_ari(rows, k, truth), X)
     values = {"n_rows": int(X.shape[0]), "kmeans_sample_n": KMEANS_SAMPLE_N, "gmm_max_n": GMM_MAX_N,
               "gmm_warm_sample_n": GMM_WARM_SAMPLE_N}
     with threadpool_limits(1):
         for name in args.only.split(","):
+            if name not in levers:
+                print(f"{name}: skipped, {features} has no planted profiles beside it")
+                continue
             measure, rows = levers[name]
             values[name] = []
             for k in ks:
