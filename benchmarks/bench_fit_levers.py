@@ -14,12 +14,12 @@ Rows: the scaled matrix in the sweep's permutation order (seed 0), as a trial ho
   ways and of agglomerative (ward) at the same k: does the lever move a clustering away from the truth?
 - ``gmm_init``: the CPU of the one-init KMeans that GaussianMixture's ``init_params="kmeans"`` runs on the 200k,
   the most a cheaper init could save.
-CPU seconds are this process's user + system (``resource.getrusage``), under one BLAS/OpenMP thread.
+CPU seconds are this process's user + system (``time.process_time``), under one BLAS/OpenMP thread.
 """
 
 import argparse
 import os
-import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +39,10 @@ from raysweep.models import fit_final
 GMM_WARM_SAMPLE_N = 20_000
 
 
-def _cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _timed(fit):
-    start = _cpu()
+    start = time.process_time()
     value = fit()
-    return value, round(_cpu() - start, 2)
+    return value, round(time.process_time() - start, 2)
 
 
 def kmeans_sample(X, k):

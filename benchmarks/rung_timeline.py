@@ -18,6 +18,8 @@ from pathlib import Path
 
 from _records import write_record
 
+from raysweep import run_folder as rf
+
 
 def trial_times(run_dir):
     """{rung: [(start, end), ...]} of every trial with a result, in seconds since the epoch."""
@@ -32,8 +34,7 @@ def trial_times(run_dir):
 def timeline(run_dir, cpus):
     run_dir = Path(run_dir)
     builds = defaultdict(float)
-    for line in (run_dir / "rungs" / "builds.jsonl").read_text().splitlines():
-        build = json.loads(line)
+    for build in rf.read_lines(run_dir / rf.BUILDS):
         builds[int(build["rung"])] += float(build.get("seconds", 0.0))
     rungs, spans = [], 0.0
     for rung, times in sorted(trial_times(run_dir).items()):
@@ -44,7 +45,7 @@ def timeline(run_dir, cpus):
         rungs.append({"rung": rung, "trials": len(times), "span_s": round(span, 1), "trial_wall_s": round(trials, 1),
                       "build_s": round(builds[rung], 1),
                       "idle_slot_s": round(cpus * span - trials - builds[rung], 1)})
-    wall = json.loads((run_dir / "run.json").read_text())["wall_seconds"]
+    wall = rf.read_json_object(run_dir / rf.RUN_RECORD, "run record")["wall_seconds"]
     return {"run_dir": str(run_dir), "cpus": cpus, "sweep_wall_s": round(wall, 1), "rungs": rungs,
             "outside_rung_spans_s": round(wall - spans, 1)}
 

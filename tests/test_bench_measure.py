@@ -31,6 +31,20 @@ def _python(tmp_path, source):
     return [sys.executable, "-S", str(script)]
 
 
+def _forked_pair(tmp_path, before_fork="", after_fork=""):
+    """A command whose process forks once; both run ``after_fork`` and live 1 s, then the child exits."""
+    return _python(tmp_path, f"""
+        import os, time
+        {before_fork}
+        pid = os.fork()
+        {after_fork}
+        time.sleep(1.0)
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """)
+
+
 def test_cpu_of_an_orphaned_grandchild_is_counted(tmp_path):
     # The child exits at once without waiting; the grandchild burns CPU after that, and well inside one RSS
     # sampling interval, so only the kernel's accounting of reaped processes can see it.
@@ -98,15 +112,7 @@ def test_descendants_still_running_after_the_drain_timeout_are_killed_and_named(
 
 def test_peak_rss_sums_the_live_processes_of_the_tree(tmp_path):
     # Parent and child each touch 120 MiB of their own (allocated after the fork, so no pages are shared).
-    command = _python(tmp_path, """
-        import os, time
-        pid = os.fork()
-        block = b"x" * (120 << 20)
-        time.sleep(1.0)
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-    """)
+    command = _forked_pair(tmp_path, after_fork='block = b"x" * (120 << 20)')
     measured = _measure.measure(command, interval=0.05)
     assert measured.peak_rss_bytes >= 2 * 120 * MIB
     assert 120 * MIB <= measured.peak_rss_largest_bytes < 2 * 120 * MIB
@@ -114,16 +120,7 @@ def test_peak_rss_sums_the_live_processes_of_the_tree(tmp_path):
 
 def test_peak_pss_counts_pages_shared_by_a_fork_once(tmp_path):
     # 200 MiB touched before the fork: parent and child map the same pages, so RSS counts them twice, PSS once.
-    command = _python(tmp_path, """
-        import os, time
-        block = bytearray(200 << 20)
-        block[:: 4096] = b"x" * len(range(0, len(block), 4096))
-        pid = os.fork()
-        time.sleep(1.0)
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-    """)
+    command = _forked_pair(tmp_path, before_fork='block = bytearray(200 << 20); block[:: 4096] = b"x" * (50 << 10)')
     measured = _measure.measure(command, interval=0.05)
     assert measured.peak_rss_bytes >= 2 * 200 * MIB
     assert 200 * MIB <= measured.peak_pss_bytes < 1.5 * 200 * MIB
