@@ -4,10 +4,11 @@
 
 Per rung: its span (first trial start to last trial end, from Ray Tune's ``result.json`` of every trial:
 ``timestamp`` is the end, in whole seconds, and ``time_total_s`` the trial's own wall), the sum of its trials' wall,
-the sum of its shared builds' seconds (``rungs/builds.jsonl``) and the CPU slots left idle:
+the seconds of shared builds that ran within it (``rungs/builds.jsonl``) and the CPU slots left idle:
 ``cpus x span - trials - builds``. What lies outside the spans (Ray's start-up, the null model, the driver's work
 between rungs, writing the results) is the sweep's wall (``run.json``) less the spans. These are wall-time slot
-figures, not process CPU: a trial waiting for a core counts as busy.
+figures, not process CPU: a trial waiting for a core counts as busy, and a build started a rung ahead (it asks Ray
+for no CPU) shares the cores with that rung's trials, so a rung's idle slots can come out below zero.
 """
 
 import argparse
@@ -31,23 +32,38 @@ def trial_times(run_dir):
     return times
 
 
+def build_seconds(builds, spans):
+    """{rung: seconds of shared builds within its span}. A build records ``started_at`` since session 9 (it may
+    run in the span of the rung before the one it serves): its seconds count where they fell; an older record's
+    count in the rung it served."""
+    seconds = defaultdict(float)
+    for build in builds:
+        if build.get("reused"):
+            continue
+        if "started_at" not in build:
+            seconds[int(build["rung"])] += float(build.get("seconds", 0.0))
+            continue
+        start, end = build["started_at"], build["started_at"] + float(build["seconds"])
+        for rung, (first, last) in spans.items():
+            seconds[rung] += max(0.0, min(end, last) - max(start, first))
+    return seconds
+
+
 def timeline(run_dir, cpus):
     run_dir = Path(run_dir)
-    builds = defaultdict(float)
-    for build in rf.read_lines(run_dir / rf.BUILDS):
-        builds[int(build["rung"])] += float(build.get("seconds", 0.0))
-    rungs, spans = [], 0.0
-    for rung, times in sorted(trial_times(run_dir).items()):
-        start, end = min(t[0] for t in times), max(t[1] for t in times)
-        trials = sum(t[1] - t[0] for t in times)
+    times = trial_times(run_dir)
+    spans = {rung: (min(t[0] for t in ts), max(t[1] for t in ts)) for rung, ts in sorted(times.items())}
+    builds = build_seconds(rf.read_lines(run_dir / rf.BUILDS), spans)
+    rungs = []
+    for rung, (start, end) in spans.items():
+        trials = sum(t[1] - t[0] for t in times[rung])
         span = end - start
-        spans += span
-        rungs.append({"rung": rung, "trials": len(times), "span_s": round(span, 1), "trial_wall_s": round(trials, 1),
-                      "build_s": round(builds[rung], 1),
+        rungs.append({"rung": rung, "trials": len(times[rung]), "span_s": round(span, 1),
+                      "trial_wall_s": round(trials, 1), "build_s": round(builds[rung], 1),
                       "idle_slot_s": round(cpus * span - trials - builds[rung], 1)})
     wall = rf.read_json_object(run_dir / rf.RUN_RECORD, "run record")["wall_seconds"]
     return {"run_dir": str(run_dir), "cpus": cpus, "sweep_wall_s": round(wall, 1), "rungs": rungs,
-            "outside_rung_spans_s": round(wall - spans, 1)}
+            "outside_rung_spans_s": round(wall - sum(last - first for first, last in spans.values()), 1)}
 
 
 def main(argv=None):

@@ -107,13 +107,15 @@ class SharedBuilds:
     """The run's shared structures (ward tree, Birch CF-tree): one Ray task per structure and rung sample.
 
     A capped ward tree is built on the first ``ward_max_n`` rows of the permutation, the same rows at every rung
-    above the cap: it is built at the first such rung and reused at the later ones instead of being rebuilt.
+    above the cap: it is built once, for the first such rung, and reused at the later ones instead of being
+    rebuilt. That build is started one rung early (:meth:`launch_ahead`), beside the trials of the rung below.
     """
 
     def __init__(self, x_ref, seed, ward_max_n):
         self.x_ref, self.seed = x_ref, seed
         self.options = {"agglomerative": {"max_n": ward_max_n}}  # the run settings of a family's builds
         self._reusable = {}  # structure -> ref of (built, info) of this command's build that serves larger rungs
+        self._ahead = {}  # structure -> (n, ref of (built, info)) started for a later rung of n rows
 
     def launch(self, structures, n):
         """Start the builds for a rung of ``n`` rows (in parallel); returns {structure: ref of (built, info)}."""
@@ -124,22 +126,53 @@ class SharedBuilds:
         refs = {}
         for structure in structures:
             family = _trainable.SHARED[structure]
-            options = self.options.get(family.name, {})
-            reusable = family.build_serves_larger_samples(n, **options)
+            reusable = family.build_serves_larger_samples(n, **self._options(structure))
             if reusable and structure in self._reusable:
                 refs[structure] = ray.remote(num_cpus=0)(_trainable.reuse_shared).remote(
                     structure, self._reusable[structure], n)
                 continue
+            ahead_n, ahead = self._ahead.pop(structure, (None, None))
             # Submitted before the trials, so it gets a CPU before their actors take them all.
-            first = ray.remote(_trainable.build_shared).options(num_cpus=1, max_retries=0).remote(
-                structure, self.x_ref, n, self.seed, **options)
-            # The trials read the build through a 0-CPU task that rebuilds it if its node is lost. The lists keep
-            # the references from being resolved into values at that task's start.
-            refs[structure] = ray.remote(num_cpus=0)(_build_or_rebuild).remote(
-                [first], _trainable.build_shared, structure, [self.x_ref], n, self.seed, options)
+            refs[structure] = ahead if ahead_n == n else self._submit(structure, n, num_cpus=1)
             if reusable:
                 self._reusable[structure] = refs[structure]
         return refs
+
+    def launch_ahead(self, structures, next_n):
+        """Start now the builds of the next rung (``next_n`` rows) that will serve every rung after it too.
+
+        Only a capped ward tree qualifies: its build would otherwise hold up the next rung's agglomerative trials
+        (each keeps its CPU while it waits). It asks for no CPU, so it shares the cores with this rung's trials
+        and takes the slots they leave idle at the rung's end; it is wasted only if every config of its family
+        stops at this rung.
+        """
+        from raysweep import _trainable
+
+        if next_n is None:
+            return
+        for structure in structures:
+            if structure in self._reusable or structure in self._ahead:
+                continue
+            if _trainable.SHARED[structure].build_serves_larger_samples(next_n, **self._options(structure)):
+                self._ahead[structure] = (next_n, self._submit(structure, next_n, num_cpus=0))
+
+    def _options(self, structure):
+        from raysweep import _trainable
+
+        return self.options.get(_trainable.SHARED[structure].name, {})
+
+    def _submit(self, structure, n, num_cpus):
+        import ray
+
+        from raysweep import _trainable
+
+        options = self._options(structure)
+        first = ray.remote(_trainable.build_shared).options(num_cpus=num_cpus, max_retries=0).remote(
+            structure, self.x_ref, n, self.seed, **options)
+        # The trials read the build through a 0-CPU task that rebuilds it if its node is lost. The lists keep
+        # the references from being resolved into values at that task's start.
+        return ray.remote(num_cpus=0)(_build_or_rebuild).remote(
+            [first], _trainable.build_shared, structure, [self.x_ref], n, self.seed, options)
 
 
 def _build_or_rebuild(first, build_shared, structure, x, n, seed, options):
@@ -211,6 +244,7 @@ class RungExperiments:
                                  if c["model"] in _trainable.SHARED_STRUCTURE})
             # The builds start before the trials and are not waited for: trials of other models run meanwhile.
             refs = {"X": self.builds.x_ref, **self.builds.launch(structures, rung.n)}
+            self.builds.launch_ahead(structures, rung.next_n)
             ledger.append({"event": "attempt", "attempt": attempts, "pending": len(pending)})
             experiment = f"rung_{rung.index}" if attempts == 0 else f"rung_{rung.index}-resume{attempts}"
             callbacks = [ledger_callback(ledger, attempts, self.store, rung_ledger(rung.index))]

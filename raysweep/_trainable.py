@@ -46,14 +46,16 @@ def build_shared(structure: str, X: np.ndarray, n: int, seed: int, **options) ->
     built : object
         What the family's fit needs to label every k without refitting.
     info : dict
-        ``build_id`` (unique per build: trials report it, which proves they shared one build), ``seconds`` and
+        ``build_id`` (unique per build: trials report it, which proves they shared one build), ``seconds``,
+        ``started_at`` (seconds since the epoch: a build may start a rung before the rung it serves) and
         the structure's own facts (the Birch threshold and subcluster count, the ward method).
     """
     if structure not in SHARED:
         raise ValueError(f"unknown shared structure {structure!r}; expected one of {sorted(SHARED)}")
-    start = time.perf_counter()
+    started_at, start = time.time(), time.perf_counter()
     built, info = SHARED[structure].build_shared(X, n, seed, n_threads=_trial_cpus(), **options)
-    info.update(structure=structure, build_id=uuid.uuid4().hex, seconds=time.perf_counter() - start, n=n)
+    info.update(structure=structure, build_id=uuid.uuid4().hex, seconds=time.perf_counter() - start,
+                started_at=round(started_at, 3), n=n)
     return built, info
 
 

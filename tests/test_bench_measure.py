@@ -161,8 +161,9 @@ def test_a_command_past_its_time_limit_gets_sigint(tmp_path):
 
 
 def test_rung_timeline_counts_idle_slots_per_rung(tmp_path):
-    # Rung 0: two 4 s trials overlapping in a 6 s span and a 2 s build on 2 slots: 12 - 8 - 2 = 2 idle slot-seconds.
-    # Rung 1: one 3 s trial alone: 2 x 3 - 3 = 3.
+    # Rung 0: two 4 s trials overlapping in a 6 s span, a 2 s build of its own and the last 2 s of a build for
+    # rung 1 started ahead, on 2 slots: 12 - 8 - 2 - 2 = 0 idle slot-seconds. Rung 1: one 3 s trial alone and a
+    # reused build, which costs nothing: 2 x 3 - 3 = 3.
     rungs = {0: [(100, 104), (102, 106)], 1: [(110, 113)]}
     for rung, trials in rungs.items():
         for i, (start, end) in enumerate(trials):
@@ -171,12 +172,14 @@ def test_rung_timeline_counts_idle_slots_per_rung(tmp_path):
             (trial / "result.json").write_text(json.dumps({"rung": rung, "timestamp": end,
                                                            "time_total_s": end - start}) + "\n")
     (tmp_path / "rungs").mkdir()
-    (tmp_path / "rungs" / "builds.jsonl").write_text(json.dumps({"rung": 0, "seconds": 2.0}) + "\n")
+    builds = [{"rung": 0, "seconds": 2.0}, {"rung": 1, "seconds": 3.0, "started_at": 104.0},
+              {"rung": 1, "seconds": 3.0, "started_at": 104.0, "reused": True}]
+    (tmp_path / "rungs" / "builds.jsonl").write_text("".join(json.dumps(b) + "\n" for b in builds))
     (tmp_path / "run.json").write_text(json.dumps({"wall_seconds": 20.0}))
     sys.path.insert(0, str(BENCHMARKS))  # rung_timeline imports _records as its script does
     try:
         timeline = _load("rung_timeline").timeline(tmp_path, cpus=2)
     finally:
         sys.path.remove(str(BENCHMARKS))
-    assert [(r["span_s"], r["trial_wall_s"], r["idle_slot_s"]) for r in timeline["rungs"]] == [(6, 8, 2), (3, 3, 3)]
+    assert [(r["span_s"], r["trial_wall_s"], r["idle_slot_s"]) for r in timeline["rungs"]] == [(6, 8, 0), (3, 3, 3)]
     assert timeline["outside_rung_spans_s"] == 20 - 6 - 3
