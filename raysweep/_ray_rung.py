@@ -106,6 +106,12 @@ def without_traceback(record):
 class SharedBuilds:
     """The run's shared structures (ward tree, Birch CF-tree): one Ray task per structure and rung sample.
 
+    A build asks Ray for no CPU: it shares the cores with the rung's trials. Had it taken one of them, Ray Tune,
+    which reuses its trial actors, would run the whole rung on the one actor it could start at first (measured on
+    Ray 2.60: every trial of rungs 1 and 2 of the 1M sweep on one process while a CF-tree build of 4-14 s held
+    the other CPU): finishing trials hand their actor the next trial and the request for a second actor is
+    dropped (ray-project/ray#36020).
+
     A capped ward tree is built on the first ``ward_max_n`` rows of the permutation, the same rows at every rung
     above the cap: it is built once, for the first such rung, and reused at the later ones instead of being
     rebuilt. That build is started one rung early (:meth:`launch_ahead`), beside the trials of the rung below.
@@ -132,8 +138,7 @@ class SharedBuilds:
                     structure, self._reusable[structure], n)
                 continue
             ahead_n, ahead = self._ahead.pop(structure, (None, None))
-            # Submitted before the trials, so it gets a CPU before their actors take them all.
-            refs[structure] = ahead if ahead_n == n else self._submit(structure, n, num_cpus=1)
+            refs[structure] = ahead if ahead_n == n else self._submit(structure, n)
             if reusable:
                 self._reusable[structure] = refs[structure]
         return refs
@@ -142,9 +147,9 @@ class SharedBuilds:
         """Start now the builds of the next rung (``next_n`` rows) that will serve every rung after it too.
 
         Only a capped ward tree qualifies: its build would otherwise hold up the next rung's agglomerative trials
-        (each keeps its CPU while it waits). It asks for no CPU, so it shares the cores with this rung's trials
-        and takes the slots they leave idle at the rung's end; it is wasted only if every config of its family
-        stops at this rung.
+        (each keeps its CPU while it waits). Like every build it shares the cores with this rung's trials, and it
+        takes the slots they leave idle at the rung's end; it is wasted only if every config of its family stops
+        at this rung.
         """
         from raysweep import _trainable
 
@@ -154,20 +159,20 @@ class SharedBuilds:
             if structure in self._reusable or structure in self._ahead:
                 continue
             if _trainable.SHARED[structure].build_serves_larger_samples(next_n, **self._options(structure)):
-                self._ahead[structure] = (next_n, self._submit(structure, next_n, num_cpus=0))
+                self._ahead[structure] = (next_n, self._submit(structure, next_n))
 
     def _options(self, structure):
         from raysweep import _trainable
 
         return self.options.get(_trainable.SHARED[structure].name, {})
 
-    def _submit(self, structure, n, num_cpus):
+    def _submit(self, structure, n):
         import ray
 
         from raysweep import _trainable
 
         options = self._options(structure)
-        first = ray.remote(_trainable.build_shared).options(num_cpus=num_cpus, max_retries=0).remote(
+        first = ray.remote(_trainable.build_shared).options(num_cpus=0, max_retries=0).remote(
             structure, self.x_ref, n, self.seed, **options)
         # The trials read the build through a 0-CPU task that rebuilds it if its node is lost. The lists keep
         # the references from being resolved into values at that task's start.

@@ -175,6 +175,22 @@ def test_only_a_capped_ward_tree_is_reused():
 
 
 @pytest.mark.slow
+def test_a_shared_build_leaves_every_cpu_to_the_trials(ray_local):
+    # Tune reuses its trial actors: a build holding one of the 2 CPUs when a rung starts would leave the whole
+    # rung on one actor. A task asking for both CPUs must therefore not wait for a build to finish.
+    from raysweep._ray_rung import SharedBuilds
+
+    both_cpus = ray_local.remote(num_cpus=2)(lambda: time.time())  # by value: the workers cannot import tests
+    ray_local.get(both_cpus.remote())  # a warm worker, so the check below does not wait for a process to start
+    X, _ = make_blobs(n_samples=8000, centers=6, n_features=4, random_state=0)
+    builds = SharedBuilds(ray_local.put(X.astype(np.float32)), seed=0, ward_max_n=20_000)
+    ref = builds.launch(["ward_tree"], 8000)["ward_tree"]
+    ran_at = ray_local.get(both_cpus.remote())
+    info = ray_local.get(ref)[1]
+    assert ran_at < info["started_at"] + info["seconds"]
+
+
+@pytest.mark.slow
 def test_capped_ward_tree_is_built_once_for_every_rung_above_the_cap(ray_local, tmp_path):
     features = _blobs(tmp_path / "blobs.parquet", 1500)
     run_dir = run_sweep(SweepSettings(features, fraction=1.0, models=["agglomerative"], k_min=2, k_max=28,
