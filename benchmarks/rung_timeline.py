@@ -7,8 +7,8 @@ Per rung: its span (first trial start to last trial end, from Ray Tune's ``resul
 the seconds of shared builds that ran within it (``rungs/builds.jsonl``) and the CPU slots left idle:
 ``cpus x span - trials - builds``. What lies outside the spans (Ray's start-up, the null model, the driver's work
 between rungs, writing the results) is the sweep's wall (``run.json``) less the spans. These are wall-time slot
-figures, not process CPU: a trial waiting for a core counts as busy, and a build started a rung ahead (it asks Ray
-for no CPU) shares the cores with that rung's trials, so a rung's idle slots can come out below zero.
+figures, not process CPU: a trial waiting for a core counts as busy, and a build asks Ray for no CPU (it shares the
+cores with the trials), so a rung's idle slots can come out below zero.
 """
 
 import argparse
@@ -33,9 +33,8 @@ def trial_times(run_dir):
 
 
 def build_seconds(builds, spans):
-    """{rung: seconds of shared builds within its span}. A build records ``started_at`` since session 9 (it may
-    run in the span of the rung before the one it serves): its seconds count where they fell; an older record's
-    count in the rung it served."""
+    """{rung: seconds of shared builds within its span}. A build records ``started_at`` since session 9: its
+    seconds count where they fell; an older record's count in the rung it served."""
     seconds = defaultdict(float)
     for build in builds:
         if build.get("reused"):

@@ -80,7 +80,6 @@ class Rung:
     n_rungs : int, rungs of the plan
     configs : list of dict, ``{"model", "k"}`` of every config alive at this rung
     stopped : int, configs stopped at the rungs before it
-    next_n : int or None, rows of the next rung's sample (None at the top rung)
     """
 
     index: int
@@ -88,7 +87,6 @@ class Rung:
     n_rungs: int
     configs: list
     stopped: int = 0
-    next_n: int | None = None
 
     @property
     def top(self) -> bool:

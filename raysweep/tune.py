@@ -117,8 +117,7 @@ def _run_rungs(sizes, configs, experiments, settings, null):
     """Successive halving over the rungs: the leaderboard frame of each rung and each rung's record."""
     alive, stopped, frames, rung_records = configs, 0, [], []
     for index, n in enumerate(sizes):
-        next_n = sizes[index + 1] if index + 1 < len(sizes) else None
-        rung = Rung(index, n, len(sizes), alive, stopped, next_n)
+        rung = Rung(index, n, len(sizes), alive, stopped)
         frame = rf.leaderboard_frame(_run_or_read_rung(rung, experiments))
         frames.append(frame)
         promoted = [] if rung.top else promote(frame, settings.eta, null)

@@ -161,9 +161,9 @@ def test_a_command_past_its_time_limit_gets_sigint(tmp_path):
 
 
 def test_rung_timeline_counts_idle_slots_per_rung(tmp_path):
-    # Rung 0: two 4 s trials overlapping in a 6 s span, a 2 s build of its own and the last 2 s of a build for
-    # rung 1 started ahead, on 2 slots: 12 - 8 - 2 - 2 = 0 idle slot-seconds. Rung 1: one 3 s trial alone and a
-    # reused build, which costs nothing: 2 x 3 - 3 = 3.
+    # Rung 0: two 4 s trials overlapping in a 6 s span, a 2 s build of its own and the last 2 s of a build
+    # recorded for rung 1 that ran within rung 0's span, on 2 slots: 12 - 8 - 2 - 2 = 0 idle slot-seconds.
+    # Rung 1: one 3 s trial alone and a reused build, which costs nothing: 2 x 3 - 3 = 3.
     rungs = {0: [(100, 104), (102, 106)], 1: [(110, 113)]}
     for rung, trials in rungs.items():
         for i, (start, end) in enumerate(trials):
