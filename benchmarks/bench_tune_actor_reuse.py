@@ -1,6 +1,6 @@
 """Does Ray Tune use every CPU when a task holds one as the experiment starts? (Why shared builds ask for no CPU.)
 
-  python benchmarks/bench_tune_actor_reuse.py [--trials 40] [--trial-seconds 0.3] [--hold-seconds 5]
+  python benchmarks/bench_tune_actor_reuse.py [--full] [--trials 40] [--trial-seconds 0.3] [--hold-seconds 5]
 
 Starts a local Ray with 2 CPUs and runs the same Tune experiment twice, as the sweep runs a rung (function trials
 of one CPU each, ``reuse_actors=True``): alone, then while a task asking for one CPU holds it for the first
@@ -46,10 +46,13 @@ def experiment(trials, trial_seconds, storage):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="400 trials (make bench passes it to every benchmark)")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--trial-seconds", type=float, default=0.3)
     parser.add_argument("--hold-seconds", type=float, default=5.0, help="how long the task holds one CPU")
     args = parser.parse_args(argv)
+    if args.full:
+        args.trials = 400
     quiet_ray_output()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
