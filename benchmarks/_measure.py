@@ -45,6 +45,7 @@ from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 GIB = 1 << 30
+MIB = 1 << 20
 PSS_EVERY = 8  # samples between two PSS sums (every 2 s at the default interval)
 
 
@@ -69,6 +70,9 @@ class Measurement:
     peak_pss_bytes : int
         Largest sum of the PSS (proportional set size) of the tree's live processes over every ``PSS_EVERY``-th
         sample.
+    peak_pss_processes : tuple of (str, int)
+        At the sample of ``peak_pss_bytes``: each live process's command line (the program's base name and the
+        arguments, 80 characters; Ray workers name their task or actor there) and PSS in bytes, largest first.
     peak_rss_largest_bytes : int
         Peak RSS of the largest single process of the tree (kernel accounting, exact).
     rss_samples : int
@@ -96,6 +100,7 @@ class Measurement:
     cpu_from_samples_s: float
     peak_rss_bytes: int
     peak_pss_bytes: int
+    peak_pss_processes: tuple
     peak_rss_largest_bytes: int
     rss_samples: int
     sample_interval_s: float
@@ -123,6 +128,8 @@ class Measurement:
             "cpu_from_samples_s": round(self.cpu_from_samples_s, 2),
             "peak_rss_gib": round(self.peak_rss_bytes / GIB, 3),
             "peak_pss_gib": round(self.peak_pss_bytes / GIB, 3),
+            "peak_pss_processes": [{"process": name, "pss_mib": round(pss / MIB, 1)}
+                                   for name, pss in self.peak_pss_processes],
             "peak_rss_largest_process_gib": round(self.peak_rss_largest_bytes / GIB, 3),
             "rss_samples": self.rss_samples, "sample_interval_s": self.sample_interval_s,
             "load_average_before": [round(x, 2) for x in self.load_average_before],
@@ -176,7 +183,8 @@ def measure(command, *, cwd=None, env=None, capture_output=False, stdout=None, i
                                   and done.stderr.strip() else ""))
         figures = json.loads(report.read_text())
     figures.update(command=tuple(command), load_average_before=tuple(figures["load_average_before"]),
-                   load_average_after=tuple(figures["load_average_after"]), stragglers=tuple(figures["stragglers"]))
+                   load_average_after=tuple(figures["load_average_after"]), stragglers=tuple(figures["stragglers"]),
+                   peak_pss_processes=tuple((name, pss) for name, pss in figures["peak_pss_processes"]))
     result = Measurement(**figures, stdout=done.stdout if capture_output else None,
                          stderr=done.stderr if capture_output else None)
     if check and result.returncode != 0:
@@ -212,6 +220,7 @@ class _TreeSampler(threading.Thread):
         self._me = psutil.Process()
         self.interval, self.drain_timeout = interval, drain_timeout
         self.peak, self.peak_pss, self.samples, self.stragglers = 0, 0, 0, []
+        self.peak_pss_processes = []  # [(command line, PSS bytes)] at the PSS peak
         self.command_exited_at = None  # set by the reaping thread
         self.command, self.command_started_at = None, None  # set when the command starts
         self.time_limit, self.stopped_at_time_limit = time_limit, False
@@ -238,7 +247,7 @@ class _TreeSampler(threading.Thread):
         return bool(int(mask, 16) >> (signal.SIGCHLD - 1) & 1)
 
     def sample(self):
-        total, total_pss, current, ignoring = 0, 0, {}, {}
+        total, total_pss, current, ignoring, by_process = 0, 0, {}, {}, []
         with_pss = self.samples % PSS_EVERY == 0
         for process in self._descendants():
             try:
@@ -255,6 +264,8 @@ class _TreeSampler(threading.Thread):
                 if with_pss:
                     memory = process.memory_full_info()  # reads /proc/PID/smaps_rollup
                     total_pss += memory.pss
+                    argv = process.cmdline() or [process.name()]
+                    by_process.append((" ".join([os.path.basename(argv[0]), *argv[1:]])[:80], memory.pss))
                 else:
                     memory = process.memory_info()
             except self._psutil.Error:  # a zombie holds no memory
@@ -262,7 +273,9 @@ class _TreeSampler(threading.Thread):
             total += memory.rss
         with self._lock:
             self._current = current
-        self.peak, self.peak_pss = max(self.peak, total), max(self.peak_pss, total_pss)
+        self.peak = max(self.peak, total)
+        if total_pss > self.peak_pss:
+            self.peak_pss, self.peak_pss_processes = total_pss, sorted(by_process, key=lambda p: -p[1])
         self.samples += 1
 
     def reaped(self, pid):
@@ -358,6 +371,7 @@ def _run_measured(command, interval, drain_timeout, time_limit=None):
         "returncode": returncode, "wall_s": wall, "cpu_user_s": children.ru_utime + sampled_user,
         "cpu_system_s": children.ru_stime + sampled_system, "cpu_from_samples_s": sampled_user + sampled_system,
         "peak_rss_bytes": sampler.peak, "peak_pss_bytes": sampler.peak_pss,
+        "peak_pss_processes": sampler.peak_pss_processes,
         "peak_rss_largest_bytes": children.ru_maxrss * 1024,
         "rss_samples": sampler.samples, "sample_interval_s": interval, "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()), "drain_s": drain, "stragglers": sampler.stragglers,

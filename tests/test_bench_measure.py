@@ -124,6 +124,9 @@ def test_peak_pss_counts_pages_shared_by_a_fork_once(tmp_path):
     measured = _measure.measure(command, interval=0.05)
     assert measured.peak_rss_bytes >= 2 * 200 * MIB
     assert 200 * MIB <= measured.peak_pss_bytes < 1.5 * 200 * MIB
+    # Where the peak sits: both processes, named by their command line, their PSS summing to the peak.
+    assert [name.split()[:2] for name, _ in measured.peak_pss_processes] == [[Path(sys.executable).name, "-S"]] * 2
+    assert sum(pss for _, pss in measured.peak_pss_processes) == measured.peak_pss_bytes
 
 
 def test_a_failing_command_raises_with_its_exit_status(tmp_path):
