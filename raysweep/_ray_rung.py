@@ -154,12 +154,27 @@ class SharedBuilds:
         from raysweep import _trainable
 
         options = self._options(structure)
-        first = ray.remote(_trainable.build_shared).options(num_cpus=0, max_retries=0).remote(
+        first = ray.remote(_trainable.build_shared).options(
+            num_cpus=0, max_retries=0, scheduling_strategy=_node_with_most_cpus()).remote(
             structure, self.x_ref, n, self.seed, **options)
         # The trials read the build through a 0-CPU task that rebuilds it if its node is lost. The lists keep
         # the references from being resolved into values at that task's start.
         return ray.remote(num_cpus=0)(_build_or_rebuild).remote(
             [first], _trainable.build_shared, structure, [self.x_ref], n, self.seed, options)
+
+
+def _node_with_most_cpus():
+    """A soft placement on the live node with the most CPUs, for a task that asks for none.
+
+    Without it Ray places such a task on the driver's node, which on a cluster is the head, started with no CPUs
+    so that it runs no trials (``cluster.yaml``); soft, so the task runs elsewhere should that node be gone.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    node = max(nodes, key=lambda node: node["Resources"].get("CPU", 0))
+    return NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)
 
 
 def _build_or_rebuild(first, build_shared, structure, x, n, seed, options):
