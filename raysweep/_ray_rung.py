@@ -113,10 +113,8 @@ class SharedBuilds:
     dropped (ray-project/ray#36020).
 
     A capped ward tree is built on the first ``ward_max_n`` rows of the permutation, the same rows at every rung
-    above the cap: it is built at the first such rung and reused at the later ones instead of being rebuilt.
-    (Starting it one rung early, beside the rung below's trials, was measured and not kept: the 1M sweep took
-    5.4 min instead of 4.8 and 6.1 GiB of PSS instead of 4.7: SciPy's ward holds 1.5 GiB of pairwise distances
-    at 20,000 rows, and it ran beside that rung's own ward build.)
+    above the cap: it is built at the first such rung and reused at the later ones instead of being rebuilt
+    (starting it one rung early was measured and not kept: BENCHMARKS.md, benchmark 2, session 9).
     """
 
     def __init__(self, x_ref, seed, ward_max_n):
