@@ -47,7 +47,7 @@ def build_shared(structure: str, X: np.ndarray, n: int, seed: int, **options) ->
         What the family's fit needs to label every k without refitting.
     info : dict
         ``build_id`` (unique per build: trials report it, which proves they shared one build), ``seconds``,
-        ``started_at`` (seconds since the epoch: a build may start a rung before the rung it serves) and
+        ``started_at`` (seconds since the epoch, to place the build among the rung's trials in a timeline) and
         the structure's own facts (the Birch threshold and subcluster count, the ward method).
     """
     if structure not in SHARED:
