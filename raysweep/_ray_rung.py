@@ -151,14 +151,11 @@ class SharedBuilds:
 
         from raysweep import _trainable
 
-        options = self._options(structure)
-        first = ray.remote(_trainable.build_shared).options(
-            num_cpus=0, max_retries=0, scheduling_strategy=_node_with_most_cpus()).remote(
-            structure, self.x_ref, n, self.seed, **options)
-        # The trials read the build through a 0-CPU task that rebuilds it if its node is lost. The lists keep
-        # the references from being resolved into values at that task's start.
-        return ray.remote(num_cpus=0)(_build_or_rebuild).remote(
-            [first], _trainable.build_shared, structure, [self.x_ref], n, self.seed, options)
+        # Ray's own retry reruns the build if its node is lost (before or after it finished: lineage
+        # reconstruction). It asks for no CPU, so the rerun never waits for one held by a trial blocked on it.
+        return ray.remote(_trainable.build_shared).options(
+            num_cpus=0, max_retries=3, scheduling_strategy=_node_with_most_cpus()).remote(
+            structure, self.x_ref, n, self.seed, **self._options(structure))
 
 
 def _node_with_most_cpus():
@@ -173,25 +170,6 @@ def _node_with_most_cpus():
     nodes = [node for node in ray.nodes() if node["Alive"]]
     node = max(nodes, key=lambda node: node["Resources"].get("CPU", 0))
     return NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)
-
-
-def _build_or_rebuild(first, build_shared, structure, x, n, seed, options):
-    """The ``(built, info)`` of the build ``first[0]``; if its node was lost, of the same build run again.
-
-    Ray's own retry of a lost task would wait for a free CPU, but every CPU may be held by trials waiting for this
-    very structure (a Tune trial is an actor, which keeps its CPU while blocked in ``ray.get``): a deadlock. The
-    rebuild asks for no CPU, so it runs beside them; only a lost node leads to it.
-    """
-    import ray
-    import ray.exceptions as errors
-
-    try:
-        return ray.get(first[0])
-    except errors.RayTaskError:
-        raise  # the build itself raised: not the cluster's fault
-    except errors.RayError:
-        rebuild = ray.remote(build_shared).options(num_cpus=0)
-        return ray.get(rebuild.remote(structure, x[0], n, seed, **options))
 
 
 # --------------------------------------------------------------------------------------------- one rung
