@@ -199,6 +199,23 @@ def test_full_covariance_mixture_equals_sklearn(blobs, k):
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-8)
 
 
+def test_a_fitted_mixture_keeps_nothing_of_its_fit_rows(blobs):
+    X, _ = blobs
+    ours = _FullCovarianceMixture(n_components=5, random_state=0).fit(X)
+    assert not hasattr(ours, "_fitting") and len(pickle.dumps(ours)) < X.nbytes
+
+
+def test_full_covariance_mixture_predicts_in_row_chunks_like_sklearn(blobs, monkeypatch):
+    from raysweep.families import gmm
+
+    X, _ = blobs
+    ours = _FullCovarianceMixture(n_components=5, random_state=0).fit(X)
+    theirs = GaussianMixture(n_components=5, random_state=0).fit(X)
+    monkeypatch.setattr(gmm, "_GMM_CHUNK_ROWS", 64)  # 600 rows: 10 chunks
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-8)
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-10)
+
+
 def test_full_covariance_mixture_is_accurate_far_from_the_origin(blobs):
     # Centring keeps the uncentred-scatter cancellation small even with a large offset.
     X = blobs[0] + 1e6

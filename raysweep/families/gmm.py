@@ -23,8 +23,8 @@ from raysweep.families.base import (ClusterFamily, DegenerateFitError, Fit, chec
 GMM_PARAMS = {"init_params": "kmeans", "n_init": 1, "max_iter": 100, "reg_covar": 1e-6}
 
 
-# Full-covariance EM costs O(n*k*d^2) per step: 20k x 13 at k=100 took 9 s CPU here (40 steps; scikit-learn's own
-# loop: 23-28 s), so 1M rows would take ~8 min for ONE config. Above this many rows the mixture is fitted on the
+# Full-covariance EM costs O(n*k*d^2) per step: 20k x 13 at k=100 took 4.0 s CPU here (41 steps, the default data),
+# so 1M rows would take minutes for ONE config (~3.3 min, extrapolated linearly in n: an estimate). Above this many rows the mixture is fitted on the
 # sample's prefix (a uniform random subset: >= 2,000 rows per component at k=100 for 104 parameters each) and
 # every row is labelled by predict.
 GMM_MAX_N = 200_000
@@ -39,61 +39,128 @@ def _predict_in_chunks(mixture, X, chunk_rows=65_536):
     return np.concatenate([mixture.predict(X[start : start + chunk_rows]) for start in chunks])
 
 
-def _outer_rows(X):
-    """Row-wise outer products x x^T flattened, shape (n, d*d), float64."""
-    X = np.asarray(X, dtype=np.float64)
-    return (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+def _upper_outer_rows(Z):
+    """Row-wise outer products z z^T, their upper triangles flattened: shape (n, d(d+1)/2), float64.
+
+    A covariance or precision is symmetric, so its upper triangle (the off-diagonal entries doubled where a
+    quadratic form is taken, :func:`_upper_weights`) carries it: 91 columns instead of 169 at d = 13.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    rows, cols = np.triu_indices(Z.shape[1])
+    return Z[:, rows] * Z[:, cols]
+
+
+def _upper_weights(matrices):
+    """The upper triangles of symmetric (k, d, d) matrices as (d(d+1)/2, k) columns, off-diagonals doubled:
+    ``_upper_outer_rows(Z) @ _upper_weights(P)`` is every row's ``z^T P_k z``."""
+    d = matrices.shape[1]
+    rows, cols = np.triu_indices(d)
+    return (matrices[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)).T
 
 
 class _FullCovarianceMixture(GaussianMixture):
     """GaussianMixture(covariance_type="full") with its E and M steps as a few large matrix products.
 
-    scikit-learn loops over components with (n x d) @ (d x d) products. Here both steps use the flattened outer
-    products z z^T (n x d^2) of the rows centred on the mixture's overall mean c: the Mahalanobis term is
-    ``vec(z z^T) . vec(P_k) - 2 z . P_k m_k + m_k . P_k m_k`` with z = x - c, m_k = mu_k - c, and the scatter of
-    component k is ``sum_i r_ik vec(z_i z_i^T) - n_k m_k m_k^T``: one (k x n) @ (n x d^2) product. Same EM: equal
-    iterations and lower bound to ~1e-10 (tests); 2.5x less CPU at 20k x 13, k=100 (23 s -> 9 s, one thread).
-    Centring on c keeps the cancellation at ~eps * spread^2, far below reg_covar; should a covariance still not be
+    scikit-learn loops over components with (n x d) @ (d x d) products. Here both steps use the outer products
+    z z^T of the rows centred on the data's mean c, as their upper triangles (n x d(d+1)/2, computed once per fit):
+    the Mahalanobis term is ``vec(z z^T) . vec(P_k) - 2 z . P_k m_k + m_k . P_k m_k`` with z = x - c, m_k = mu_k - c,
+    and the scatter of component k is ``sum_i r_ik vec(z_i z_i^T) - n_k m_k m_k^T``: one (k x n) @ (n x d(d+1)/2)
+    product. Same EM: equal iterations and lower bound to ~1e-10 (tests). CPU s of one fit at 20k x 13 (the default
+    data), one thread: k = 80, 2.9 s here, 7.6 s scikit-learn's own loop (37 iterations each); k = 20/50/80/100,
+    0.50/1.78/2.85/3.96 s, against 1.09/3.04/4.87/7.15 s when the full d^2 outer products were recomputed every step
+    and scikit-learn's log-sum-exp was used (best of 2, same iterations and labels).
+    Centring keeps the cancellation at ~eps * spread^2, far below reg_covar; should a covariance still not be
     positive definite, that step falls back to scikit-learn's per-component computation.
     """
 
+    def fit_predict(self, X, y=None):
+        # GaussianMixture.fit calls this; every E and M step of it sees the same validated X. What the steps share
+        # while fitting (``_fitting``: X's centred rows and outer products, computed once; the E step's
+        # responsibilities, which the M step would otherwise exponentiate again) is dropped at the end, so no fitted
+        # model holds it.
+        self._fitting = {}
+        try:
+            return super().fit_predict(X, y)
+        finally:
+            del self._fitting
+
+    def _centred_chunks(self, X):
+        """``(start, c, z, upper outer products of z)`` over row chunks of X, z = x - c.
+
+        While fitting, c is the mean of the rows being fitted (the mixture's overall mean after every M step) and the
+        whole X is one chunk, computed at the first step; otherwise chunks of ``_GMM_CHUNK_ROWS`` around the fitted
+        mixture's overall mean.
+        """
+        if hasattr(self, "_fitting"):
+            if self._fitting.get("rows", (None,))[0] is not X:
+                X64 = np.asarray(X, dtype=np.float64)
+                centre = X64.mean(axis=0)
+                self._fitting["rows"] = (X, centre, X64 - centre, _upper_outer_rows(X64 - centre))
+            yield 0, *self._fitting["rows"][1:]
+            return
+        centre = self.weights_ @ self.means_
+        for start in range(0, X.shape[0], _GMM_CHUNK_ROWS):
+            Z = np.asarray(X[start : start + _GMM_CHUNK_ROWS], dtype=np.float64) - centre
+            yield start, centre, Z, _upper_outer_rows(Z)
+
     def _m_step(self, X, log_resp, xp=None):
-        resp = np.exp(log_resp)
+        log_resp_of_e_step, resp = getattr(self, "_fitting", {}).get("resp", (None, None))
+        if log_resp_of_e_step is not log_resp:
+            resp = np.exp(log_resp)
         nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps
-        X64 = np.asarray(X, dtype=np.float64)
-        means = (resp.T @ X64) / nk[:, None]
-        centre = nk @ means / nk.sum()
-        offsets = means - centre
-        d = X64.shape[1]
-        scatter = np.zeros((means.shape[0], d * d))
-        for start in range(0, X64.shape[0], _GMM_CHUNK_ROWS):
-            stop = start + _GMM_CHUNK_ROWS
-            scatter += resp[start:stop].T @ _outer_rows(X64[start:stop] - centre)
-        covariances = scatter.reshape(-1, d, d) / nk[:, None, None] - offsets[:, :, None] * offsets[:, None, :]
+        d = X.shape[1]
+        rows, cols = np.triu_indices(d)
+        centred_means = np.zeros((nk.shape[0], d))  # mu_k - c
+        upper_scatter = np.zeros((nk.shape[0], rows.shape[0]))
+        for start, centre, Z, outer in self._centred_chunks(X):
+            chunk = resp[start : start + Z.shape[0]].T
+            centred_means += chunk @ Z
+            upper_scatter += chunk @ outer
+        centred_means /= nk[:, None]
+        upper = upper_scatter / nk[:, None] - centred_means[:, rows] * centred_means[:, cols]
+        covariances = np.empty((nk.shape[0], d, d))
+        covariances[:, rows, cols] = upper
+        covariances[:, cols, rows] = upper
         covariances[:, np.arange(d), np.arange(d)] += self.reg_covar
         try:
             precisions_cholesky = _compute_precision_cholesky(covariances, "full")
         except ValueError:
             return super()._m_step(X, log_resp)
         self.weights_ = nk / nk.sum()
-        self.means_, self.covariances_, self.precisions_cholesky_ = means, covariances, precisions_cholesky
+        self.means_ = centred_means + centre
+        self.covariances_, self.precisions_cholesky_ = covariances, precisions_cholesky
 
     def _estimate_log_prob(self, X, xp=None):
         n, d = X.shape
         chol = self.precisions_cholesky_
         precisions = chol @ chol.transpose(0, 2, 1)
-        centre = self.weights_ @ self.means_
-        offsets = self.means_ - centre
-        precision_offsets = np.einsum("kde,ke->kd", precisions, offsets)
-        constant = np.einsum("kd,kd->k", offsets, precision_offsets)
-        flat = precisions.reshape(-1, d * d).T
+        upper_precisions = _upper_weights(precisions)
         quadratic = np.empty((n, self.means_.shape[0]))
-        for start in range(0, n, _GMM_CHUNK_ROWS):
-            chunk = np.asarray(X[start : start + _GMM_CHUNK_ROWS], dtype=np.float64) - centre
-            quadratic[start : start + chunk.shape[0]] = (
-                _outer_rows(chunk) @ flat - 2.0 * (chunk @ precision_offsets.T) + constant)
+        for start, centre, Z, outer in self._centred_chunks(X):
+            offsets = self.means_ - centre
+            precision_offsets = np.einsum("kde,ke->kd", precisions, offsets)
+            constant = np.einsum("kd,kd->k", offsets, precision_offsets)
+            part = quadratic[start : start + Z.shape[0]]
+            np.matmul(outer, upper_precisions, out=part)
+            part += Z @ (-2.0 * precision_offsets).T
+            part += constant
         log_det = _compute_log_det_cholesky(chol, "full", d)
         return -0.5 * (d * np.log(2 * np.pi) + quadratic) + log_det
+
+    def _estimate_log_prob_resp(self, X, xp=None):
+        # scikit-learn's generic (array API) log-sum-exp was ~20% of a fit's CPU; the same sum, shifted by the
+        # row maximum, in NumPy. Its exponentials, normalized, are the responsibilities the M step needs.
+        weighted = self._estimate_weighted_log_prob(X)
+        top = weighted.max(axis=1)
+        shifted = np.exp(weighted - top[:, None])
+        total = shifted.sum(axis=1)
+        log_prob_norm = np.log(total) + top
+        with np.errstate(under="ignore"):
+            log_resp = weighted - log_prob_norm[:, None]
+        if hasattr(self, "_fitting"):
+            shifted /= total[:, None]
+            self._fitting["resp"] = (log_resp, shifted)
+        return log_prob_norm, log_resp
 
 
 # A component that collapses onto a few (near-)identical rows has a singular covariance: scikit-learn then raises
