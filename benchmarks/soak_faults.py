@@ -3,7 +3,8 @@
 A ``ray.cluster_utils.Cluster`` on this machine (a 0-CPU head, as in cluster.yaml, and ``--workers`` 1-CPU workers)
 runs one undisturbed sweep, then ``--runs`` sweeps on the same data, each with one worker removed without grace (a
 spot reclaim) at a uniformly random moment of the undisturbed run's wall time, and a replacement added. Every
-disturbed leaderboard must equal the undisturbed one: the same configs at every rung, scores equal to 1e-12. It
+disturbed leaderboard must equal the undisturbed one: the same configs at every rung, scores equal to 1e-12
+(silhouette to 1e-7: a config rerun alone is scored without its rung's shared float32 distance matrix). It
 counts, per run, the configs computed twice (a trial in flight on the lost node) and the ledger attempts.
 
     python benchmarks/soak_faults.py                                   # the demo size: 20,000 playlists, k=2..100
@@ -32,6 +33,8 @@ from raysweep import run_folder as rf
 
 REPO = Path(__file__).resolve().parents[1]
 SCORES = ["silhouette", "davies_bouldin", "calinski_harabasz"]
+# A config rerun alone is scored on the float64 path, not its rung's float32 distance matrix: < 1e-7 apart.
+TOLERANCE = {"silhouette": 1e-7, "davies_bouldin": 1e-12, "calinski_harabasz": 1e-12}
 KEYS = ["rung", "model", "k", "n", "status"]
 
 
@@ -42,12 +45,12 @@ def _sweep(features, results, name, k_max, address):
 
 
 def _differences(board, reference):
-    """What differs between two leaderboards (empty: equal to 1e-12)."""
+    """What differs between two leaderboards (empty: equal to ``TOLERANCE``)."""
     if not board[KEYS].reset_index(drop=True).equals(reference[KEYS].reset_index(drop=True)):
         return ["configs or statuses differ"]
     return [f"{column} differs by {np.nanmax(np.abs(board[column] - reference[column])):.3g}"
-            for column in SCORES if not np.allclose(board[column], reference[column], rtol=0, atol=1e-12,
-                                                    equal_nan=True)]
+            for column in SCORES if not np.allclose(board[column], reference[column], rtol=0,
+                                                    atol=TOLERANCE[column], equal_nan=True)]
 
 
 def _ledger_counts(run_dir):

@@ -1,11 +1,11 @@
-"""One rung of the sweep as Ray Tune experiments, and the Ray around it: connection, shared builds, callbacks.
+"""One rung of the sweep as Ray Tune experiments, and the Ray around it: connection, callbacks.
 
 :class:`RungExperiments` runs the configs of a :class:`raysweep.halving.Rung` that its ledger lacks: it starts
-the rung's shared builds (:class:`SharedBuilds`: one Ray task per structure, ward tree and Birch CF-tree), runs one
-Ray Tune experiment over the pending configs (:func:`run_rung_trials`, the trial being
-:func:`raysweep._trainable.sweep_trial`), and records every result in the ledger as it reaches the driver
-(:func:`ledger_callback`), with :class:`raysweep._progress.ProgressLine` instead of Tune's tables. A config left
-without a result (a lost node that Tune could not retry) gets a new experiment, up to ``RUNG_ATTEMPTS`` per command.
+the rung's shared builds (:class:`raysweep._shared_builds.SharedBuilds`), runs one Ray Tune experiment over the
+pending configs (:func:`run_rung_trials`, the trial being :func:`raysweep._trainable.sweep_trial`), and records every
+result in the ledger as it reaches the driver (:func:`ledger_callback`), with :class:`raysweep._progress.ProgressLine`
+instead of Tune's tables. A config left without a result (a lost node that Tune could not retry) gets a new
+experiment, up to ``RUNG_ATTEMPTS`` per command.
 
 Ray (and :mod:`raysweep._trainable`, which imports it) is imported inside the functions: a command that stops
 on bad input never imports it, and a test's patch of a ``_trainable`` function reaches every trial.
@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from raysweep._shared_builds import SharedBuilds
 from raysweep.families import REGISTRY
 from raysweep.halving import Rung
 from raysweep.run_folder import (BUILDS, LEADERBOARD_COLUMNS, Ledger, RunFolder, RunStorage, StorageUnavailable,
@@ -100,78 +101,6 @@ def without_traceback(record):
     return True
 
 
-# --------------------------------------------------------------------------------------------- shared builds
-
-
-class SharedBuilds:
-    """The run's shared structures (ward tree, Birch CF-tree): one Ray task per structure and rung sample.
-
-    A build asks Ray for no CPU: it shares the cores with the rung's trials. Had it taken one of them, Ray Tune,
-    which reuses its trial actors, would run the whole rung on the one actor it could start at first (measured on
-    Ray 2.60: every trial of rungs 1 and 2 of the 1M sweep on one process while a CF-tree build of 4-14 s held
-    the other CPU): finishing trials hand their actor the next trial and the request for a second actor is
-    dropped (ray-project/ray#36020).
-
-    A capped ward tree is built on the first ``ward_max_n`` rows of the permutation, the same rows at every rung
-    above the cap: it is built at the first such rung and reused at the later ones instead of being rebuilt
-    (starting it one rung early was measured and not kept: BENCHMARKS.md, benchmark 2, session 9).
-    """
-
-    def __init__(self, x_ref, seed, ward_max_n):
-        self.x_ref, self.seed = x_ref, seed
-        self.options = {"agglomerative": {"max_n": ward_max_n}}  # the run settings of a family's builds
-        self._reusable = {}  # structure -> ref of (built, info) of this command's build that serves larger rungs
-
-    def launch(self, structures, n):
-        """Start the builds for a rung of ``n`` rows (in parallel); returns {structure: ref of (built, info)}."""
-        import ray
-
-        from raysweep import _trainable
-
-        refs = {}
-        for structure in structures:
-            family = _trainable.SHARED[structure]
-            reusable = family.build_serves_larger_samples(n, **self._options(structure))
-            if reusable and structure in self._reusable:
-                refs[structure] = ray.remote(num_cpus=0)(_trainable.reuse_shared).remote(
-                    structure, self._reusable[structure], n)
-                continue
-            refs[structure] = self._submit(structure, n)
-            if reusable:
-                self._reusable[structure] = refs[structure]
-        return refs
-
-    def _options(self, structure):
-        from raysweep import _trainable
-
-        return self.options.get(_trainable.SHARED[structure].name, {})
-
-    def _submit(self, structure, n):
-        import ray
-
-        from raysweep import _trainable
-
-        # Ray's own retry reruns the build if its node is lost (before or after it finished: lineage
-        # reconstruction). It asks for no CPU, so the rerun never waits for one held by a trial blocked on it.
-        return ray.remote(_trainable.build_shared).options(
-            num_cpus=0, max_retries=3, scheduling_strategy=_node_with_most_cpus()).remote(
-            structure, self.x_ref, n, self.seed, **self._options(structure))
-
-
-def _node_with_most_cpus():
-    """A soft placement on the live node with the most CPUs, for a task that asks for none.
-
-    Without it Ray places such a task on the driver's node, which on a cluster is the head, started with no CPUs
-    so that it runs no trials (``cluster.yaml``); soft, so the task runs elsewhere should that node be gone.
-    """
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    nodes = [node for node in ray.nodes() if node["Alive"]]
-    node = max(nodes, key=lambda node: node["Resources"].get("CPU", 0))
-    return NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)
-
-
 # --------------------------------------------------------------------------------------------- one rung
 
 
@@ -222,16 +151,21 @@ class RungExperiments:
                                  if c["model"] in _trainable.SHARED_STRUCTURE})
             # The builds start before the trials and are not waited for: trials of other models run meanwhile.
             refs = {"X": self.builds.x_ref, **self.builds.launch(structures, rung.n)}
+            distance_refs, distance_info = ({}, None) if rung.n > self.trial.exact_limit(rung) else (
+                self.builds.launch_distance_matrix(rung.n, len(pending)))
             ledger.append({"event": "attempt", "attempt": attempts, "pending": len(pending)})
             experiment = f"rung_{rung.index}" if attempts == 0 else f"rung_{rung.index}-resume{attempts}"
             callbacks = [ledger_callback(ledger, attempts, self.store, rung_ledger(rung.index))]
             if self.progress:
                 callbacks.append(ProgressLine(rung.index, rung.n_rungs, rung.n, len(rung.configs), rung.stopped,
                                               already_done=len(done)))
-            raised = run_rung_trials(rung, pending, refs, self.store, experiment, callbacks, self.trial)
+            raised = run_rung_trials(rung, pending, {**refs, **distance_refs}, self.store, experiment, callbacks,
+                                     self.trial)
             failed.update({config_key(row["model"], row["k"]): row for row in raised})
             for structure in structures:
                 append_line(self.folder / BUILDS, {"rung": rung.index, **ray.get(refs[structure])[1]})
+            if distance_info is not None:
+                append_line(self.folder / BUILDS, {"rung": rung.index, **ray.get(distance_info)})
             self.store.mirror([BUILDS])
             done, attempts = ledger.read()
             finished = done.keys() | failed.keys()
@@ -253,7 +187,7 @@ def run_rung_trials(rung, pending, refs, store, experiment, callbacks, trial):
     ----------
     rung : Rung
     pending : list of dict, ``{"model", "k"}`` to run
-    refs : dict, object references the trials read (``"X"`` and one per shared structure)
+    refs : dict, object references the trials read (``"X"``, one per shared structure, the distance matrix)
     store : RunStorage, where Ray Tune writes the experiment
     experiment : str, its name
     callbacks : list of ray.tune.Callback

@@ -3,8 +3,9 @@
 A function trainable in the style of tune-sklearn: everything large reaches it through ``tune.with_parameters``
 as object references (the scaled, permuted matrix, put in the object store once per run; each family's shared
 structure, such as the ward tree and the Birch CF-tree, built once per rung by :func:`build_shared`; a capped ward
-tree once per run), so a trial only runs its family's fit (``raysweep.families``: cut a tree, run Birch's global
-step, fit KMeans / GaussianMixture), then scores. BLAS threads are capped to the trial's CPUs.
+tree once per run; the sample's distance matrix where many configs score it exactly, :func:`build_distance_matrix`),
+so a trial only runs its family's fit (``raysweep.families``: cut a tree, run Birch's global step, fit KMeans /
+GaussianMixture), then scores. BLAS threads are capped to the trial's CPUs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from raysweep import scores
 from raysweep.families import REGISTRY, get_family
 from raysweep.families.base import DegenerateFitError
+from raysweep.pairwise import DistanceMatrix
 
 # The families whose per-k work starts from a structure shared by every k of a rung, by structure name, and the
 # structure of each such family (the trial's ``data`` holds one build per structure).
@@ -67,6 +69,20 @@ def reuse_shared(structure: str, build: tuple[object, dict], n: int) -> tuple[ob
     return SHARED[structure].reuse_shared(build, n)
 
 
+def build_distance_matrix(X: np.ndarray, n: int, build_id: str) -> tuple[DistanceMatrix, dict]:
+    """The distance matrix of the first ``n`` rows of ``X`` (run as a Ray task with two returns, once per rung).
+
+    Returns the :class:`raysweep.pairwise.DistanceMatrix` and its build's info (``structure``, ``build_id`` as
+    given, ``seconds``, ``started_at``, ``n``, ``bytes``): two objects, so the driver reads the info without the
+    matrix.
+    """
+    started_at, start = time.time(), time.perf_counter()
+    with threadpool_limits(limits=_trial_cpus()):
+        matrix = DistanceMatrix.build(X[:n])
+    return matrix, {"structure": "distance_matrix", "build_id": build_id, "seconds": time.perf_counter() - start,
+                    "started_at": round(started_at, 3), "n": n, "bytes": matrix.distances.nbytes}
+
+
 def _trial_cpus() -> int:
     assigned = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     return max(1, int(assigned))
@@ -82,8 +98,10 @@ def sweep_trial(config: dict, data: dict) -> None:
         ``seed``, ``exact_max_n`` (exact silhouette up to this n), ``query_points`` (m of the silhouette
         estimator above it).
     data : dict
-        Object references: ``X`` the permuted scaled matrix (n_cap, n_features) float32, and per shared
-        structure name (:data:`SHARED_STRUCTURE`) the ``(built, info)`` pair of :func:`build_shared`.
+        Object references: ``X`` the permuted scaled matrix (n_cap, n_features) float32, per shared
+        structure name (:data:`SHARED_STRUCTURE`) the ``(built, info)`` pair of :func:`build_shared`, and where
+        the rung's exact silhouettes read one, ``distance_matrix`` (of :func:`build_distance_matrix`) with its
+        ``distance_build`` id (a str).
     """
     model, k = config["trial"]["model"], int(config["trial"]["k"])
     n, seed = int(config["n"]), int(config["seed"])
@@ -106,13 +124,16 @@ def sweep_trial(config: dict, data: dict) -> None:
         else:
             # The same query rows for every config: the first m of the permuted sample (common random numbers).
             query = scores.silhouette_query_points(n, int(config["query_points"]), seed=None)
-            result = scores.score_labels(X, labels, query_idx=query, exact_max_n=int(config["exact_max_n"]))
+            distances = ray.get(data["distance_matrix"]) if "distance_matrix" in data else None
+            result = scores.score_labels(X, labels, query_idx=query, exact_max_n=int(config["exact_max_n"]),
+                                         distances=distances)
         score_seconds = time.perf_counter() - start - fit_seconds
     warned = sorted({line.splitlines()[0] for line in fit_warnings}
                     | {f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
     flat = {"model": model, "k": k, "rung": int(config["rung"]), "n": n, **result,
             "fit_seconds": fit_seconds, "score_seconds": score_seconds, "warnings": "; ".join(warned),
-            "shared_build": shared_info.get("build_id", "")}
+            "shared_build": shared_info.get("build_id", ""),
+            "distance_build": data.get("distance_build", "") if result["status"] == "ok" else ""}
     # Nested "score/..." keys become TensorBoard tags grouped under "score". The node id tells nodes apart where
     # Tune's own node_ip cannot (several Ray nodes on one host, as in the multi-node test).
     tune.report({**flat, "node_id": ray.get_runtime_context().get_node_id(),

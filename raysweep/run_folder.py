@@ -12,7 +12,7 @@ Every path of the folder is spelled here, once::
       rungs/settings.json          the settings the run started with: a rerun resumes only with the same ones
       rungs/rung_<r>.parquet       a finished rung's rows, read back by a rerun
       rungs/rung_<r>.trials.jsonl  the ledger of rung r: every trial result as it reached the driver
-      rungs/builds.jsonl           one line per shared build (ward tree, CF-tree) of every attempt
+      rungs/builds.jsonl           one line per shared build (ward tree, CF-tree, distance matrix) of every attempt
       rungs/null_scores.parquet    the scores of data without clusters, per k, which the winner rule compares with
       final/                       finalize's output: assignments.parquet, cluster_profiles.parquet,
                                    model.joblib + model.json, final.json, report.md, plots/
@@ -76,8 +76,9 @@ RESULTS = (LEADERBOARD, LEADERBOARD_CSV, WINNER, RUN_RECORD, PLOTS, TENSORBOARD,
 
 LEADERBOARD_COLUMNS = ["model", "k", "effective_k", "rung", "n", "silhouette", "silhouette_se", "davies_bouldin",
                        "calinski_harabasz", "min_cluster_size", "min_cluster_share", "max_cluster_share",
-                       "fit_seconds", "status", "warnings", "trial_id", "score_seconds", "shared_build", "node_id"]
-_TEXT_COLUMNS = ("status", "warnings", "trial_id", "shared_build", "node_id")
+                       "fit_seconds", "status", "warnings", "trial_id", "score_seconds", "shared_build", "node_id",
+                       "distance_build"]
+_TEXT_COLUMNS = ("status", "warnings", "trial_id", "shared_build", "node_id", "distance_build")
 
 
 def config_key(model, k) -> str:
@@ -408,7 +409,9 @@ class SweepResult:
     @classmethod
     def read(cls, run_dir: str | os.PathLike) -> SweepResult:
         folder = RunFolder(run_dir)
-        return cls(folder.path, pd.read_parquet(folder / LEADERBOARD), Winner.read(folder / WINNER))
+        # Through leaderboard_frame: a run written before a column was added gets it (empty) too.
+        rows = pd.read_parquet(folder / LEADERBOARD).to_dict("records")
+        return cls(folder.path, leaderboard_frame(rows), Winner.read(folder / WINNER))
 
 
 # --------------------------------------------------------------------------------------------- the ledger

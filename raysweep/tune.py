@@ -40,8 +40,8 @@ import pandas as pd
 
 from raysweep import run_folder as rf
 from raysweep import samples, selection
-from raysweep._ray_rung import (RungExperiments, SharedBuilds, SweepInterrupted, TrialSettings, connect,
-                                quiet_ray_output)
+from raysweep._ray_rung import RungExperiments, SweepInterrupted, TrialSettings, connect, quiet_ray_output
+from raysweep._shared_builds import SharedBuilds
 from raysweep.families import MODEL_NAMES, REGISTRY
 from raysweep.feature_matrix import read_feature_matrix
 from raysweep.halving import ETA, Rung, config_grid, plan_rungs, promote, promotion_record

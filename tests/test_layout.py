@@ -30,8 +30,8 @@ STAGES = (
     ("ingest", ("ingest",)),
     ("features", ("features", "feature_matrix")),  # feature_matrix: the file features writes, every later stage reads
     ("default data", ("default_data",)),  # synth -> ingest -> features, for the demo and the commands' defaults
-    ("model search", ("scores", "families", "models", "null_model", "selection", "halving")),
-    ("sweep", ("sweep_settings", "run_folder", "_trainable", "_progress", "_ray_rung", "tune")),
+    ("model search", ("pairwise", "scores", "families", "models", "null_model", "selection", "halving")),
+    ("sweep", ("sweep_settings", "run_folder", "_trainable", "_progress", "_shared_builds", "_ray_rung", "tune")),
     ("finalize", ("finalize",)),
     ("recommend", ("recommend",)),
     ("entry points", ("demo",)),

@@ -142,7 +142,11 @@ def _assert_same_leaderboard(results, reference):
     keys = ["model", "k", "n", "status"]
     pd.testing.assert_frame_equal(board[keys], reference[keys])
     for column in SCORES:
-        np.testing.assert_allclose(board[column], reference[column], rtol=0, atol=1e-12, err_msg=column)
+        # A config rerun alone in the ledger's next attempt is scored without its rung's shared float32 distance
+        # matrix (fewer than DISTANCE_MATRIX_MIN_LABELINGS configs), on the float64 path: both exact, their
+        # silhouettes a float32 rounding (< 1e-7) apart. Every other score is computed the same way in both runs.
+        atol = 1e-7 if column == "silhouette" else 1e-12
+        np.testing.assert_allclose(board[column], reference[column], rtol=0, atol=atol, err_msg=column)
 
 
 def _lose_the_node_of_a_running_trial(sweep, cluster, workers):

@@ -21,6 +21,7 @@ from sklearn.datasets import make_blobs
 from raysweep.feature_matrix import write_feature_matrix
 from raysweep.families.ward import FAMILY as WARD
 from raysweep.models import ward_labels, ward_tree
+from raysweep.pairwise import DISTANCE_MATRIX_MIN_LABELINGS
 from raysweep.selection import rank_configs
 from raysweep.run_folder import LEADERBOARD_COLUMNS, Ledger
 from raysweep.tune import SweepSettings, main, run_sweep
@@ -158,6 +159,25 @@ def test_one_shared_build_per_structure_and_rung(sweep):
         assert rows["shared_build"].nunique() == len(rungs_with_model)
 
 
+@pytest.mark.slow
+def test_a_rung_of_many_exact_configs_shares_one_distance_matrix(sweep):
+    configs = sweep.leaderboard.groupby("rung").size()
+    with_matrix = {str(r) for r, count in configs.items() if count >= DISTANCE_MATRIX_MIN_LABELINGS}
+    assert with_matrix == {"0"}  # 24 configs at rung 0, 8 and 3 above
+    assert sweep.run["shared_builds"]["counts"]["distance_matrix"] == {"0": 1}
+    builds = sweep.leaderboard.groupby("rung")["distance_build"].unique()
+    assert len(builds[0]) == 1 and builds[0][0] != ""
+    assert [list(builds[r]) for r in (1, 2)] == [[""], [""]]
+
+
+def test_no_distance_matrix_where_it_would_not_pay_or_fit(ray_local):
+    from raysweep._shared_builds import SharedBuilds
+
+    builds = SharedBuilds(ray_local.put(np.zeros((10, 2), dtype=np.float32)), seed=0, ward_max_n=20_000)
+    assert builds.launch_distance_matrix(10, DISTANCE_MATRIX_MIN_LABELINGS - 1) == ({}, None)
+    assert builds.launch_distance_matrix(100_000, 396) == ({}, None)  # 80 GB: more than any node's object store
+
+
 def test_a_reused_capped_ward_tree_labels_like_a_fresh_build():
     X, _ = make_blobs(n_samples=1500, centers=6, n_features=4, random_state=0)
     first_rung = (ward_tree(X[:500], max_n=300), {"build_id": "rung-1"})
@@ -178,7 +198,7 @@ def test_only_a_capped_ward_tree_is_reused():
 def test_a_shared_build_leaves_every_cpu_to_the_trials(ray_local):
     # Tune reuses its trial actors: a build holding one of the 2 CPUs when a rung starts would leave the whole
     # rung on one actor. A task asking for every free CPU must therefore not wait for a build to finish.
-    from raysweep._ray_rung import SharedBuilds
+    from raysweep._shared_builds import SharedBuilds
 
     free = int(ray_local.available_resources().get("CPU", 0))  # what earlier tests' Ray work left free
     assert free >= 1, "no free CPU in the shared Ray instance: a test before this one holds them"
@@ -201,7 +221,8 @@ def test_capped_ward_tree_is_built_once_for_every_rung_above_the_cap(ray_local, 
     run = json.loads((run_dir / "run.json").read_text())
     assert [r["n"] for r in run["rungs"]] == [167, 500, 1500]
     assert run["shared_builds"]["counts"]["ward_tree"] == {"0": 1, "1": 1}  # none at rung 2
-    assert [b.get("reused", False) for b in run["shared_builds"]["builds"]] == [False, False, True]
+    ward_builds = [b for b in run["shared_builds"]["builds"] if b["structure"] == "ward_tree"]
+    assert [b.get("reused", False) for b in ward_builds] == [False, False, True]
     assert [run["agglomerative_method"][r]["capped"] for r in ("0", "1", "2")] == [False, True, True]
     board = pd.read_parquet(run_dir / "leaderboard.parquet")
     build_of_rung = board.groupby("rung")["shared_build"].unique()
@@ -290,8 +311,9 @@ def test_a_run_folder_written_before_formats_resumes(ray_local, tmp_path):
     run_sweep(SweepSettings(features, fraction=1.0, models=["kmeans", "birch"], k_min=2, k_max=4,
                             results=tmp_path / "results", name="format1", min_rung_size=200, progress=False))
     assert not (run_dir / "ray").exists() and (run_dir / "rungs" / "rung_0.trials.jsonl").read_bytes() == ledger
-    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "leaderboard.parquet"),
-                                  pd.read_parquet(FORMAT_1 / "leaderboard.parquet"))
+    board, before = pd.read_parquet(run_dir / "leaderboard.parquet"), pd.read_parquet(FORMAT_1 / "leaderboard.parquet")
+    pd.testing.assert_frame_equal(board[before.columns], before)
+    assert (board["distance_build"] == "").all()  # a column added since: empty for rows that predate it
     winner = json.loads((run_dir / "winner.json").read_text())  # the rule's null model came after the fixture
     assert winner["format"] == 2 and winner["null_model"]["path"] == "rungs/null_scores.parquet"
     assert json.loads((run_dir / "run.json").read_text())["format"] == 2
